@@ -1,0 +1,94 @@
+"""The whole model: encoder -> bridge -> attention decoder -> output layer."""
+
+from __future__ import annotations
+
+from typing import NamedTuple, Optional
+
+from torch import Tensor, nn
+
+from seq2seq.models.bridge import Bridge
+from seq2seq.models.decoder import Decoder, DecoderState, Memory
+from seq2seq.models.encoder import Encoder
+
+
+class Seq2SeqOutput(NamedTuple):
+    logits: Tensor  # (B, T, V_tgt)
+    attention: Tensor  # (B, T, S)
+
+
+class Seq2Seq(nn.Module):
+    """An attention-based RNN encoder-decoder.
+
+    Defaults: a 1-layer bidirectional LSTM encoder (``hidden_size // 2`` per direction, so its outputs are
+    ``hidden_size`` wide), the ``concat`` bridge, a 1-layer LSTM decoder with additive (``bahdanau``)
+    attention and input feeding. ``hidden_size`` is the decoder's size and the width of the encoder's
+    outputs, as in OpenNMT-py; set ``encoder_hidden_size`` to size the encoder's directions directly.
+
+    Shapes:
+        src: (B, S); src_lengths: (B,); tgt_in: (B, T) = <bos> y_1 .. y_{T-1}
+        returns Seq2SeqOutput(logits (B, T, V_tgt), attention (B, T, S))
+    """
+
+    def __init__(
+        self,
+        src_vocab_size: int,
+        tgt_vocab_size: int,
+        src_embedding_dim: int = 256,
+        tgt_embedding_dim: int = 256,
+        hidden_size: int = 256,
+        encoder_hidden_size: Optional[int] = None,
+        encoder_num_layers: int = 1,
+        decoder_num_layers: int = 1,
+        rnn_type: str = "lstm",
+        bidirectional: bool = True,
+        bridge: str = "concat",
+        attention: str = "bahdanau",
+        attention_size: Optional[int] = None,
+        input_feeding: bool = True,
+        dropout: float = 0.2,
+        tie_embeddings: bool = False,
+        padding_idx: int = 0,
+    ) -> None:
+        super().__init__()
+        num_directions = 2 if bidirectional else 1
+        if encoder_hidden_size is None:
+            if hidden_size % num_directions:
+                raise ValueError(f"hidden_size ({hidden_size}) must be divisible by the {num_directions} directions")
+            encoder_hidden_size = hidden_size // num_directions
+        if tie_embeddings and tgt_embedding_dim != hidden_size:
+            raise ValueError(
+                f"tie_embeddings needs tgt_embedding_dim == hidden_size, got {tgt_embedding_dim} and {hidden_size}"
+            )
+        self.encoder = Encoder(
+            src_vocab_size, src_embedding_dim, encoder_hidden_size, encoder_num_layers, rnn_type, bidirectional, dropout, padding_idx
+        )
+        self.bridge = Bridge(
+            bridge, rnn_type, encoder_hidden_size, encoder_num_layers, bidirectional, hidden_size, decoder_num_layers
+        )
+        self.decoder = Decoder(
+            tgt_vocab_size,
+            tgt_embedding_dim,
+            hidden_size,
+            self.encoder.output_size,
+            decoder_num_layers,
+            rnn_type,
+            attention,
+            attention_size,
+            input_feeding,
+            dropout,
+            padding_idx,
+        )
+        self.output_layer = nn.Linear(hidden_size, tgt_vocab_size)
+        if tie_embeddings:
+            self.output_layer.weight = self.decoder.embedding.weight  # both (V_tgt, H)
+
+    def encode(self, src: Tensor, src_lengths: Tensor) -> tuple[Memory, DecoderState]:
+        """Run the encoder once: what the decoder attends to, and its initial state."""
+        encoded = self.encoder(src, src_lengths)
+        memory = self.decoder.memory(encoded.outputs, encoded.mask)
+        return memory, self.decoder.initial_state(self.bridge(encoded.final))
+
+    def forward(self, src: Tensor, src_lengths: Tensor, tgt_in: Tensor) -> Seq2SeqOutput:
+        memory, state = self.encode(src, src_lengths)
+        decoded = self.decoder(tgt_in, memory, state)  # outputs (B, T, H)
+        return Seq2SeqOutput(logits=self.output_layer(decoded.outputs), attention=decoded.attention)  # (B, T, V)
