@@ -130,5 +130,5 @@ class Encoder(nn.Module):
 
         final = map_state(final, split_layers_and_directions)
         positions = torch.arange(max_length, device=src.device)  # (S,)
-        mask = positions.unsqueeze(0) < lengths.to(src.device).unsqueeze(1)  # (B, S)
+        mask = positions.unsqueeze(0) < cpu_lengths.to(src.device).unsqueeze(1)  # (B, S), the lengths packed
         return EncoderOutput(outputs=outputs, mask=mask, final=final)

@@ -1,0 +1,19 @@
+"""Shared test fixtures."""
+
+import pytest
+import torch
+
+
+@pytest.fixture
+def single_thread():
+    """Run a test on one intra-op thread, then restore the previous setting.
+
+    Unit tests use tiny tensors (B=3, S=5, H=4), where splitting an op across threads costs more than it
+    saves, and on a small, busy CI machine (2 cores, one taken by another job) the threads' spin-waiting
+    made the model tests several times slower. Opt in per module with
+    ``pytestmark = pytest.mark.usefixtures("single_thread")``.
+    """
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
