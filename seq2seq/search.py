@@ -1,0 +1,292 @@
+"""Greedy and beam search over a :class:`~seq2seq.models.Seq2Seq`, batched.
+
+Both advance the whole batch as one tensor per step: B rows for greedy search, B*K rows for beam search
+(sentence-major: row ``b * K + k`` is beam k of sentence b). The encoder runs once; beam search expands
+its memory to beams by indexing and reorders the decoder state with ``index_select`` each step.
+
+A hypothesis's *length* counts the tokens it generated, eos included. Sentence b may take at most
+``max_output_length(...)[b]`` steps; a hypothesis that reaches it without eos is kept as it is.
+
+Beam search keeps K beams live per sentence (fairseq's bookkeeping; GNMT's length penalty):
+
+* each step takes the top 2K of a sentence's K*V continuations. Those among the first K that end in eos
+  are finished, scored ``logprob / lp(length)`` with ``lp(n) = ((5 + n) / 6) ** alpha``; the best K that
+  do not end in eos stay live (at most K of the 2K end in eos, one per beam, so there are always K).
+* each sentence keeps its K best finished hypotheses in a (B, K) pool of tensors. Tokens are not copied
+  from step to step: per-step tokens and backpointers are kept and the n-best are backtracked at the end.
+* a sentence is done when its pool is full (with ``stop_early=False``: and no live hypothesis can still
+  beat the worst one in it), or at its maximum length, where its live hypotheses join the pool. Done
+  sentences leave the batch: they cost nothing more and cannot touch the others' results.
+
+``model`` is a :class:`~seq2seq.models.Seq2Seq` or anything with its ``encode``, ``decoder.step`` and
+``output_layer``. Pad and bos are never generated. The only host syncs inside the step loop are one
+"is any sentence done?" check per step and, on steps where one is, the indices of those that remain.
+Callers put the model in eval mode (dropout would make the search random); both functions run under
+``torch.inference_mode()``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import NamedTuple, Optional
+
+import torch
+from torch import Tensor
+
+PAD_ID, UNK_ID, BOS_ID, EOS_ID = 0, 1, 2, 3
+NEG_INF = float("-inf")
+
+
+@dataclass
+class Hypotheses:
+    """The search's results, one entry per sentence in the batch's order."""
+
+    tokens: list[list[int]]  # the best hypothesis, without bos and eos
+    scores: list[float]  # its score: sum of log-probs (greedy), length-normalised (beam)
+    attention: list[Tensor]  # (its length, S_real) on the CPU: one row per generated token, eos included
+    nbest: list[list[tuple[list[int], float]]]  # (tokens, score), best first; a single entry for greedy
+
+
+class _Pool(NamedTuple):
+    """Finished hypotheses, (B, K) each and best first. Hypothesis (b, i) generated ``lengths[b, i]``
+    tokens; the last one is ``last_tokens[b, i]``, which extended live beam ``origins[b, i]`` of step
+    ``lengths[b, i] - 1``. Empty slots score -inf."""
+
+    scores: Tensor
+    lengths: Tensor
+    origins: Tensor
+    last_tokens: Tensor
+
+    @staticmethod
+    def empty(batch_size: int, k: int, dtype: torch.dtype, device: torch.device, pad_id: int) -> "_Pool":
+        long = dict(dtype=torch.long, device=device)
+        return _Pool(
+            torch.full((batch_size, k), NEG_INF, dtype=dtype, device=device),
+            torch.ones(batch_size, k, **long),  # length 1, not 0, so that backtracking empty slots stays in range
+            torch.zeros(batch_size, k, **long),
+            torch.full((batch_size, k), pad_id, **long),
+        )
+
+    def merge(self, rows: Tensor, new: "_Pool") -> None:
+        """Keep, in place, the K best of pool rows ``rows`` (A,) and ``new`` (A, M)."""
+        merged = [torch.cat([old[rows], extra], dim=1) for old, extra in zip(self, new)]  # (A, K + M) each
+        _, best = merged[0].topk(self.scores.size(1), dim=1)  # (A, K), sorted
+        for old, values in zip(self, merged):
+            old[rows] = values.gather(1, best)
+
+
+def max_output_length(src_lengths: Tensor, ratio: float, constant: int, limit: Optional[int] = None) -> Tensor:
+    """(B,) most steps per sentence: ``floor(ratio * src_length + constant)``, at most ``limit``, at least 1."""
+    lengths = torch.floor(src_lengths.double() * ratio + constant).long()
+    if limit is not None:
+        lengths = lengths.clamp(max=limit)
+    return lengths.clamp(min=1)
+
+
+def _log_probs(model, output: Tensor, never: tuple[int, ...]) -> Tensor:
+    """(N, H) decoder outputs -> (N, V) log-probs, in float32 at least (half precision is too coarse).
+
+    Tokens in ``never`` (pad, bos) get -inf: they are never targets. The others keep their log-probs,
+    not renormalised, so that scores stay the model's log-probs.
+    """
+    logits = model.output_layer(output)
+    if logits.dtype in (torch.float16, torch.bfloat16):
+        logits = logits.float()
+    log_probs = torch.log_softmax(logits, dim=-1)
+    for token in never:
+        log_probs[:, token] = NEG_INF
+    return log_probs
+
+
+def _collect(
+    tokens: Tensor, lengths: Tensor, scores: Tensor, attention: Tensor, src_lengths: Tensor, eos_id: int
+) -> Hypotheses:
+    """tokens (B, N, T) with eos where a hypothesis ended with one, lengths and scores (B, N) best first,
+    attention (B, T, S) of the best hypotheses -> lists. Empty (-inf) n-best slots are left out."""
+    nbest = []
+    for rows, row_lengths, row_scores in zip(tokens.tolist(), lengths.tolist(), scores.tolist()):
+        entries = []
+        for row, length, score in zip(rows, row_lengths, row_scores):
+            if score == NEG_INF:
+                continue
+            row = row[:length]
+            entries.append((row[:-1] if row and row[-1] == eos_id else row, score))
+        nbest.append(entries)
+    attention = attention.cpu()
+    best_lengths = lengths[:, 0].tolist()
+    return Hypotheses(
+        tokens=[entries[0][0] for entries in nbest],
+        scores=[entries[0][1] for entries in nbest],
+        attention=[attention[b, :n, :s] for b, (n, s) in enumerate(zip(best_lengths, src_lengths.tolist()))],
+        nbest=nbest,
+    )
+
+
+@torch.inference_mode()
+def greedy_search(
+    model,
+    src: Tensor,
+    src_lengths: Tensor,
+    *,
+    max_length_ratio: float = 1.5,
+    max_length_constant: int = 10,
+    max_length: Optional[int] = None,
+    bos_id: int = BOS_ID,
+    eos_id: int = EOS_ID,
+    pad_id: int = PAD_ID,
+) -> Hypotheses:
+    """The most probable token at every step; score = sum of its log-probs.
+
+    Shapes: src (B, S), src_lengths (B,). Finished sentences keep being fed ``pad_id`` until every
+    sentence is done, but their outputs are frozen.
+    """
+    batch_size = src.size(0)
+    memory, state = model.encode(src, src_lengths)
+    src_lengths = src_lengths.to(src.device)
+    max_lengths = max_output_length(src_lengths, max_length_ratio, max_length_constant, max_length)  # (B,)
+    tokens = src.new_full((batch_size,), bos_id)
+    finished = torch.zeros(batch_size, dtype=torch.bool, device=src.device)
+    lengths = torch.zeros_like(max_lengths)
+    scores = torch.zeros(batch_size, device=src.device)
+    step_tokens, step_attention = [], []
+    for step in range(1, int(max_lengths.max()) + 1):
+        output, attention, state = model.decoder.step(tokens, memory, state)  # (B, H), (B, S)
+        best_log_probs, best = _log_probs(model, output, (pad_id, bos_id)).max(dim=-1)  # (B,)
+        scores = scores + best_log_probs.masked_fill(finished, 0.0)
+        tokens = best.masked_fill(finished, pad_id)
+        lengths += (~finished).long()
+        step_tokens.append(tokens)
+        step_attention.append(attention)
+        finished |= (tokens == eos_id) | (step >= max_lengths)
+        if finished.all():
+            break
+    return _collect(
+        torch.stack(step_tokens, dim=1).unsqueeze(1),  # (B, 1, T)
+        lengths.unsqueeze(1),
+        scores.unsqueeze(1),
+        torch.stack(step_attention, dim=1),  # (B, T, S)
+        src_lengths,
+        eos_id,
+    )
+
+
+@torch.inference_mode()
+def beam_search(
+    model,
+    src: Tensor,
+    src_lengths: Tensor,
+    *,
+    beam_size: int = 5,
+    length_penalty: float = 0.6,
+    n_best: int = 1,
+    max_length_ratio: float = 1.5,
+    max_length_constant: int = 10,
+    max_length: Optional[int] = None,
+    stop_early: bool = True,
+    bos_id: int = BOS_ID,
+    eos_id: int = EOS_ID,
+    pad_id: int = PAD_ID,
+) -> Hypotheses:
+    """Beam search with GNMT's length penalty ``alpha = length_penalty`` (0: none); see the module docstring.
+
+    ``stop_early=True`` (as OpenNMT-py and fairseq) ends a sentence once it has ``beam_size`` finished
+    hypotheses; ``beam_size=1`` then gives exactly greedy search's tokens. ``stop_early=False`` goes on
+    while a live hypothesis could still beat the worst finished one (its log-prob can only fall, and its
+    length penalty grows at most to the maximum length's): slower, never worse, and with ``alpha > 0``
+    and ``beam_size=1`` no longer greedy search.
+
+    Shapes: src (B, S), src_lengths (B,). Returned scores are length-normalised log-probs.
+    """
+    if beam_size < 1:
+        raise ValueError(f"beam_size must be at least 1, got {beam_size}")
+    if not 1 <= n_best <= beam_size:
+        raise ValueError(f"n_best must be between 1 and beam_size ({beam_size}), got {n_best}")
+    if length_penalty < 0:
+        raise ValueError(f"length_penalty must be >= 0, got {length_penalty}")
+    device, batch_size, k = src.device, src.size(0), beam_size
+
+    memory, state = model.encode(src, src_lengths)
+    expand = torch.arange(batch_size, device=device).repeat_interleave(k)  # (B*K,) sentence of each row
+    memory, state = memory.index_select(expand), state.index_select(expand)
+    max_lengths = max_output_length(src_lengths.to(device), max_length_ratio, max_length_constant, max_length)  # (B,)
+    final_steps = set(max_lengths.tolist())  # steps at which some sentence must stop, known before the loop
+    max_penalties = ((5.0 + max_lengths.double()) / 6.0) ** length_penalty  # (B,) lp of the longest hypothesis
+
+    alive = torch.arange(batch_size, device=device)  # (A,) sentences still being decoded
+    tokens = src.new_full((batch_size * k,), bos_id)  # (A*K,) last token of each live beam
+    live = torch.full((batch_size, k), NEG_INF, device=device)  # (A, K) log-probs of the live beams
+    live[:, 0] = 0.0  # one start hypothesis per sentence, or the K beams would be K copies of it
+    pool = None  # made at the first step, in the dtype of the scores
+
+    def full_batch(values: Tensor, fill: float) -> Tensor:
+        """(A, ...) rows of the alive sentences -> (B, ...), ``fill`` for the others."""
+        return values.new_full((batch_size,) + values.shape[1:], fill).index_copy_(0, alive, values)
+
+    history_tokens, history_origins, history_attention = [], [], []  # per step: (B, K), (B, K), (B, K, S)
+    for step in range(1, max(final_steps) + 1):
+        num_alive = alive.numel()
+        output, attention, state = model.decoder.step(tokens, memory, state)  # (A*K, H), (A*K, S)
+        log_probs = _log_probs(model, output, (pad_id, bos_id))  # (A*K, V)
+        vocab_size = log_probs.size(-1)
+        candidates = live.unsqueeze(-1) + log_probs.view(num_alive, k, vocab_size)  # (A, K, V)
+        candidate_scores, candidate_ids = candidates.view(num_alive, k * vocab_size).topk(2 * k, dim=1)  # (A, 2K)
+        candidate_origins, candidate_tokens = candidate_ids // vocab_size, candidate_ids % vocab_size
+        candidate_eos = candidate_tokens == eos_id
+
+        penalty = ((5.0 + step) / 6.0) ** length_penalty
+        lengths = torch.full_like(candidate_origins[:, :k], step)  # (A, K)
+        finished = _Pool(
+            candidate_scores[:, :k].masked_fill(~candidate_eos[:, :k], NEG_INF) / penalty,
+            lengths,
+            candidate_origins[:, :k],
+            candidate_tokens[:, :k],
+        )
+        live, picks = candidate_scores.masked_fill(candidate_eos, NEG_INF).topk(k, dim=1)  # (A, K)
+        origins, tokens = candidate_origins.gather(1, picks), candidate_tokens.gather(1, picks)  # (A, K)
+        history_tokens.append(full_batch(tokens, pad_id))
+        history_origins.append(full_batch(origins, 0))
+        history_attention.append(full_batch(attention.view(num_alive, k, -1), 0.0))
+
+        at_limit = max_lengths[alive] <= step  # (A,)
+        if step in final_steps:  # live hypotheses of sentences at their limit are finished as they are
+            cut = _Pool((live / penalty).masked_fill(~at_limit.unsqueeze(1), NEG_INF), lengths, origins, tokens)
+            finished = _Pool(*(torch.cat(pair, dim=1) for pair in zip(finished, cut)))  # (A, 2K) each
+        if pool is None:
+            pool = _Pool.empty(batch_size, k, candidate_scores.dtype, device, pad_id)
+        pool.merge(alive, finished)
+
+        worst = pool.scores[alive, -1]  # (A,) -inf while the pool is not full
+        done = worst > NEG_INF
+        if not stop_early:
+            done &= worst >= live[:, 0] / max_penalties[alive]  # live is sorted: column 0 is the best
+        done |= at_limit
+        rows = (torch.arange(num_alive, device=device) * k).unsqueeze(1) + origins  # (A, K) rows that go on
+        if done.any():  # the one host sync of a step
+            keep = (~done).nonzero().squeeze(1)  # (A',)
+            if keep.numel() == 0:
+                break
+            alive, live, tokens, rows = alive[keep], live[keep], tokens[keep], rows[keep]
+            memory = memory.index_select(rows.flatten())  # a sentence's K rows of memory are all the same
+        state = state.index_select(rows.flatten())
+        tokens = tokens.flatten()
+
+    # Backtrack the n-best, (B, N) each. A hypothesis of length n ends with its pool's last token, read
+    # from live beam ``cur`` of step n - 1 (so its attention is that row's at step n). Walking back, its
+    # token at step j is live beam cur's token of step j, whose decoder step read beam origins[cur] of j - 1.
+    history_tokens, history_origins = torch.stack(history_tokens), torch.stack(history_origins)  # (T, B, K)
+    history_attention = torch.stack(history_attention)  # (T, B, K, S)
+    num_steps, sentences = history_tokens.size(0), torch.arange(batch_size, device=device)
+    scores, lengths, cur = pool.scores[:, :n_best], pool.lengths[:, :n_best], pool.origins[:, :n_best]
+    best_attention = history_attention.new_zeros(batch_size, num_steps, history_attention.size(-1))  # (B, T, S)
+    best_attention[sentences, lengths[:, 0] - 1] = history_attention[lengths[:, 0] - 1, sentences, cur[:, 0]]
+    tokens = torch.full((batch_size, n_best, num_steps), pad_id, dtype=torch.long, device=device)  # (B, N, T)
+    for j in range(num_steps - 1, 0, -1):  # step j is index j - 1 of the history
+        active = j < lengths  # (B, N)
+        tokens[:, :, j - 1] = torch.where(active, history_tokens[j - 1].gather(1, cur), pad_id)
+        previous = torch.where(active, history_origins[j - 1].gather(1, cur), cur)
+        best_attention[:, j - 1] = torch.where(
+            active[:, :1], history_attention[j - 1, sentences, previous[:, 0]], best_attention[:, j - 1]
+        )
+        cur = previous
+    tokens.scatter_(2, (lengths - 1).unsqueeze(-1), pool.last_tokens[:, :n_best].unsqueeze(-1))
+    return _collect(tokens, lengths, scores, best_attention, src_lengths, eos_id)

@@ -1,0 +1,270 @@
+"""Greedy and beam search: properties on tiny random models, exact answers on hand-built ones.
+
+Random models run in double precision (so near-ties cannot flip a choice between a batch and a sentence
+alone) with their weights scaled up and eos's bias raised, so that their hypotheses end at varied steps.
+The hand-built ``BigramModel`` has next-token probabilities that depend only on the previous token, so
+the best sequence, and what greedy search picks instead, can be worked out by hand.
+"""
+
+import math
+
+import pytest
+import torch
+
+from seq2seq.models import DecoderState, Memory, Seq2Seq
+from seq2seq.search import BOS_ID, EOS_ID, PAD_ID, Hypotheses, beam_search, greedy_search, max_output_length
+
+pytestmark = pytest.mark.usefixtures("single_thread")
+
+SRC_VOCAB, TGT_VOCAB = 10, 12
+LENGTHS = [3, 7, 1, 4, 5, 2]  # unsorted, with a length of 1; the longest is padded too
+# (rnn_type, input_feeding, seed, eos bias): in each, some of the batch's hypotheses end with eos at
+# different steps and some run to their maximum length, with greedy and with beam search.
+MODELS = [("lstm", True, 2, 1.0), ("lstm", False, 1, 0.5), ("gru", True, 6, 1.5), ("gru", False, 4, 1.0)]
+MODEL_IDS = [f"{rnn}-{'feed' if feed else 'nofeed'}-seed{seed}" for rnn, feed, seed, _ in MODELS]
+
+
+def make_model(rnn_type="lstm", input_feeding=True, seed=0, eos_bias=1.0):
+    torch.manual_seed(seed)
+    model = Seq2Seq(
+        src_vocab_size=SRC_VOCAB,
+        tgt_vocab_size=TGT_VOCAB,
+        hidden_size=8,
+        src_embedding_dim=8,
+        tgt_embedding_dim=8,
+        rnn_type=rnn_type,
+        input_feeding=input_feeding,
+        dropout=0.0,
+    )
+    with torch.no_grad():
+        for parameter in model.parameters():
+            parameter.mul_(3.0)  # sharper, more input-dependent distributions than the initial ones
+        model.output_layer.bias[EOS_ID] += eos_bias
+    return model.double().eval()
+
+
+def make_batch(lengths=LENGTHS, seed=100):
+    """Random real tokens up to each length, PAD (0) after."""
+    generator = torch.Generator().manual_seed(seed)
+    lengths = torch.tensor(lengths)
+    src = torch.randint(4, SRC_VOCAB, (len(lengths), int(lengths.max()) + 1), generator=generator)
+    src[torch.arange(src.size(1)) >= lengths.unsqueeze(1)] = 0
+    return src, lengths
+
+
+def alone(src, lengths, index):
+    return src[index : index + 1, : lengths[index]], lengths[index : index + 1]
+
+
+class BigramModel:
+    """A fake model with the search's interface: p(next | previous token) from a table, whatever the source.
+
+    ``probs`` maps a previous token to {next token: probability}; every other entry gets a tiny
+    probability and each row is renormalised, so no log-prob is -inf.
+    """
+
+    def __init__(self, probs, vocab_size=10):
+        table = torch.full((vocab_size, vocab_size), 1e-6, dtype=torch.double)
+        for previous, row in probs.items():
+            for token, p in row.items():
+                table[previous, token] = p
+        self.log_probs = (table / table.sum(dim=1, keepdim=True)).log()  # (V, V)
+        self.decoder = self  # the search calls model.decoder.step
+        self.output_layer = lambda output: output  # the step's "output" already is log-probs
+        self.encode_calls, self.step_rows, self.inference_mode = 0, [], []
+
+    def encode(self, src, src_lengths):
+        batch_size, src_length = src.shape
+        self.encode_calls += 1
+        mask = torch.arange(src_length) < src_lengths.unsqueeze(1)  # (B, S)
+        memory = Memory(torch.zeros(batch_size, src_length, 1, dtype=torch.double), mask, None)
+        return memory, DecoderState(torch.zeros(1, batch_size, 1), torch.zeros(batch_size, 1))
+
+    def step(self, tokens, memory, state):
+        self.step_rows.append(tokens.numel())
+        self.inference_mode.append(torch.is_inference_mode_enabled())
+        attention = memory.mask.double() / memory.mask.sum(dim=1, keepdim=True)  # uniform over real tokens
+        return self.log_probs[tokens], attention, state.index_select(torch.arange(tokens.numel()))
+
+
+A, B, C, D = 4, 5, 6, 7
+# Greedy takes A (0.6), then at best 0.35: A C eos = 0.21. B (0.4) then eos (0.9) = 0.36 is better.
+GREEDY_MISSES = {BOS_ID: {A: 0.6, B: 0.4}, A: {C: 0.35, D: 0.34, EOS_ID: 0.31}, B: {EOS_ID: 0.9, C: 0.1},
+                 C: {EOS_ID: 1.0}, D: {EOS_ID: 1.0}}
+# "S eos" = 0.55 * 0.9 (log -0.70) beats "L M N eos" = 0.45 * 0.95^3 (log -0.95) in total, not per token.
+S, L, M, N, X = 4, 5, 6, 7, 8
+SHORT_OR_LONG = {BOS_ID: {S: 0.55, L: 0.45}, S: {EOS_ID: 0.9, X: 0.1}, X: {X: 1.0},
+                 L: {M: 0.95, EOS_ID: 0.05}, M: {N: 0.95, EOS_ID: 0.05}, N: {EOS_ID: 0.95, X: 0.05}}
+
+
+def check_consistent(hypotheses: Hypotheses, batch_size, n_best=1):
+    assert len(hypotheses.tokens) == len(hypotheses.scores) == len(hypotheses.attention) == batch_size
+    for tokens, score, nbest in zip(hypotheses.tokens, hypotheses.scores, hypotheses.nbest):
+        assert len(nbest) == n_best
+        assert nbest[0] == (tokens, score)
+        assert all(not {PAD_ID, BOS_ID, EOS_ID} & set(entry) for entry, _ in nbest)
+
+
+def test_max_output_length():
+    src_lengths = torch.tensor([1, 4, 7])
+    assert max_output_length(src_lengths, 1.5, 10).tolist() == [11, 16, 20]  # floor(1.5 * 7 + 10) = 20
+    assert max_output_length(src_lengths, 1.5, 10, limit=15).tolist() == [11, 15, 15]
+    assert max_output_length(src_lengths, 0.0, 0).tolist() == [1, 1, 1]  # at least one step
+
+
+@pytest.mark.parametrize("length_penalty", [0.0, 0.6])
+@pytest.mark.parametrize("config", MODELS, ids=MODEL_IDS)
+def test_beam_size_one_is_greedy(config, length_penalty):
+    model = make_model(*config)
+    src, lengths = make_batch()
+    greedy = greedy_search(model, src, lengths)
+    beam = beam_search(model, src, lengths, beam_size=1, length_penalty=length_penalty)
+    check_consistent(beam, len(LENGTHS))
+    assert beam.tokens == greedy.tokens
+    for beam_attention, greedy_attention in zip(beam.attention, greedy.attention):
+        torch.testing.assert_close(beam_attention, greedy_attention)
+    if length_penalty == 0.0:
+        assert beam.scores == pytest.approx(greedy.scores, abs=1e-9)
+        # Without a length penalty, waiting for a better hypothesis changes nothing with one beam either.
+        exact = beam_search(model, src, lengths, beam_size=1, length_penalty=0.0, stop_early=False)
+        assert exact.tokens == greedy.tokens
+
+
+@pytest.mark.parametrize("search", ["greedy", "beam"])
+@pytest.mark.parametrize("config", MODELS, ids=MODEL_IDS)
+def test_batch_equals_each_sentence_alone(config, search):
+    model = make_model(*config)
+    src, lengths = make_batch()
+    decode = greedy_search if search == "greedy" else lambda *a: beam_search(*a, beam_size=3, n_best=3)
+    batched = decode(model, src, lengths)
+    limits = max_output_length(lengths, 1.5, 10).tolist()
+    ended = [len(tokens) < limit for tokens, limit in zip(batched.tokens, limits)]
+    assert 2 <= sum(ended) < len(ended), "some sentences should finish early, at different steps, and some not"
+    for index in range(len(LENGTHS)):
+        single = decode(model, *alone(src, lengths, index))
+        assert batched.tokens[index] == single.tokens[0]
+        assert batched.scores[index] == pytest.approx(single.scores[0], abs=1e-9)
+        assert [t for t, _ in batched.nbest[index]] == [t for t, _ in single.nbest[0]]
+        torch.testing.assert_close(batched.attention[index], single.attention[0])
+
+
+@pytest.mark.parametrize("config", MODELS, ids=MODEL_IDS)
+def test_scores_and_attention_match_teacher_forcing(config):
+    """Every n-best score is the model's log-prob of that hypothesis; the attention is the model's."""
+    model = make_model(*config)
+    src, lengths = make_batch()
+    limits = max_output_length(lengths, 1.5, 10)
+    result = beam_search(model, src, lengths, beam_size=4, n_best=4, length_penalty=0.0)
+    check_consistent(result, len(LENGTHS), n_best=4)
+    for index in range(len(LENGTHS)):
+        for rank, (tokens, score) in enumerate(result.nbest[index]):
+            # Live hypotheses are only finished at the limit, so a shorter one must have ended with eos.
+            ended = len(tokens) < limits[index]
+            tgt = torch.tensor([BOS_ID] + tokens + ([EOS_ID] if ended else []))
+            logits, attention = model(*alone(src, lengths, index), tgt[:-1].unsqueeze(0))
+            log_probs = torch.log_softmax(logits[0], dim=-1).gather(1, tgt[1:].unsqueeze(1))
+            assert score == pytest.approx(log_probs.sum().item(), abs=1e-9)
+            if rank == 0:
+                assert result.attention[index].shape == (len(tokens) + ended, lengths[index])
+                torch.testing.assert_close(result.attention[index], attention[0])
+
+
+@pytest.mark.parametrize("length_penalty", [0.0, 0.6])
+def test_beam_finds_what_greedy_misses(length_penalty):
+    model = BigramModel(GREEDY_MISSES)
+    src, lengths = make_batch([3, 1, 2])
+    greedy = greedy_search(model, src, lengths)
+    assert greedy.tokens == [[A, C]] * 3
+    assert greedy.scores == pytest.approx([math.log(0.6 * 0.35)] * 3, abs=1e-4)
+    for beam_size in (2, 3, 5):
+        beam = beam_search(model, src, lengths, beam_size=beam_size, length_penalty=length_penalty)
+        assert beam.tokens == [[B]] * 3
+        penalty = ((5 + 2) / 6) ** length_penalty  # "B eos" has length 2
+        assert beam.scores == pytest.approx([math.log(0.4 * 0.9) / penalty] * 3, abs=1e-4)
+        assert [a.shape for a in beam.attention] == [(2, 3), (2, 1), (2, 2)]
+
+
+def test_encoder_runs_once_and_steps_advance_whole_batch_under_inference_mode():
+    model = BigramModel(GREEDY_MISSES)
+    src, lengths = make_batch([3, 1, 2])
+    beam_search(model, src, lengths, beam_size=4)
+    assert model.encode_calls == 1
+    assert model.step_rows[0] == 3 * 4  # all sentences x beams in one step
+    assert all(model.inference_mode)
+
+
+def test_length_penalty_changes_the_choice():
+    model = BigramModel(SHORT_OR_LONG)
+    src, lengths = make_batch([3, 5])
+    assert greedy_search(model, src, lengths).tokens == [[S]] * 2
+    none = beam_search(model, src, lengths, beam_size=2, n_best=2, length_penalty=0.0)
+    assert none.tokens == [[S]] * 2
+    assert none.scores == pytest.approx([math.log(0.55 * 0.9)] * 2, abs=1e-4)
+    strong = beam_search(model, src, lengths, beam_size=2, n_best=2, length_penalty=2.0)
+    assert strong.tokens == [[L, M, N]] * 2
+    assert strong.scores == pytest.approx([math.log(0.45 * 0.95**3) / 1.5**2] * 2, abs=1e-4)  # lp(4) = (9/6)^2
+    assert [[t for t, _ in nbest] for nbest in strong.nbest] == [[[L, M, N], [S]]] * 2
+
+
+@pytest.mark.parametrize("search", ["greedy", "beam", "beam-not-early"])
+def test_max_length_is_respected(search):
+    decode = {
+        "greedy": greedy_search,
+        "beam": lambda *a, **k: beam_search(*a, beam_size=3, n_best=3, **k),
+        "beam-not-early": lambda *a, **k: beam_search(*a, beam_size=3, n_best=3, stop_early=False, **k),
+    }[search]
+    src, lengths = make_batch()
+    never_ends = make_model(eos_bias=-100.0)
+    result = decode(never_ends, src, lengths, max_length=4)
+    assert all(len(tokens) == 4 for nbest in result.nbest for tokens, _ in nbest)
+    assert all(attention.shape[0] == 4 for attention in result.attention)  # no eos step
+    limits = max_output_length(lengths, 0.5, 1).tolist()
+    result = decode(never_ends, src, lengths, max_length_ratio=0.5, max_length_constant=1)
+    for limit, nbest in zip(limits, result.nbest):
+        assert [len(tokens) for tokens, _ in nbest] == [limit] * len(nbest)
+    result = decode(make_model(*MODELS[0]), src, lengths, max_length=3)
+    assert all(len(tokens) <= 3 for nbest in result.nbest for tokens, _ in nbest)
+
+
+@pytest.mark.parametrize("stop_early", [True, False])
+def test_max_length_holds_where_longer_would_score_better(stop_early):
+    """With a strong length penalty "L M N eos" beats everything, but the first sentence's limit is 2 steps
+    while the second one's (6) keeps the batch going."""
+    src, lengths = make_batch([1, 5])
+    result = beam_search(BigramModel(SHORT_OR_LONG), src, lengths, beam_size=3, n_best=3, length_penalty=2.0,
+                         max_length_ratio=1.0, max_length_constant=1, stop_early=stop_early)
+    assert [tokens for tokens, _ in result.nbest[0]] == [[S], [L, M], [S, X]]
+    assert result.tokens[1] == [L, M, N]
+
+
+@pytest.mark.parametrize("config", MODELS, ids=MODEL_IDS)
+def test_nbest_is_sorted_distinct_and_sized(config):
+    src, lengths = make_batch()
+    result = beam_search(make_model(*config), src, lengths, beam_size=4, n_best=3)
+    check_consistent(result, len(LENGTHS), n_best=3)
+    for nbest in result.nbest:
+        scores = [score for _, score in nbest]
+        assert scores == sorted(scores, reverse=True)
+        assert len({tuple(tokens) for tokens, _ in nbest}) == 3
+
+
+@pytest.mark.parametrize("config", MODELS, ids=MODEL_IDS)
+def test_waiting_for_better_hypotheses_is_never_worse(config):
+    model = make_model(*config)
+    src, lengths = make_batch()
+    early = beam_search(model, src, lengths, beam_size=3)
+    exact = beam_search(model, src, lengths, beam_size=3, stop_early=False)
+    assert all(e >= s - 1e-9 for e, s in zip(exact.scores, early.scores))
+
+
+def test_arguments_are_validated():
+    model = BigramModel(GREEDY_MISSES)
+    src, lengths = make_batch([2])
+    with pytest.raises(ValueError, match="beam_size"):
+        beam_search(model, src, lengths, beam_size=0)
+    with pytest.raises(ValueError, match="n_best"):
+        beam_search(model, src, lengths, beam_size=2, n_best=3)
+    with pytest.raises(ValueError, match="n_best"):
+        beam_search(model, src, lengths, beam_size=2, n_best=0)
+    with pytest.raises(ValueError, match="length_penalty"):
+        beam_search(model, src, lengths, length_penalty=-1.0)
