@@ -1,0 +1,390 @@
+"""``TranslationDataModule``: from files on disk to padded ``Batch``es, for Lightning.
+
+Pipeline: ``prepare_data`` (one process per node) generates the numbers data, downloads Multi30k and
+writes tokenizers to ``tokenizer_dir``; ``setup`` (every process) reads and validates each split,
+trains or loads the tokenizers (train split only), encodes, filters, and keeps the raw strings for
+BLEU on detokenized text.
+
+Distributed training: the train loader shards batches across ranks itself (``BucketBatchSampler`` with
+the trainer's world size and rank, equal batch counts on every rank), so Lightning must not swap in a
+``DistributedSampler``: set ``trainer.use_distributed_sampler: false`` (checked in ``train_dataloader``).
+Validation and test loaders are not sharded: every rank evaluates the whole (small) split, so metrics need
+no gathering and no example is counted twice.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import lightning as L
+import torch
+from torch.utils.data import DataLoader
+
+from seq2seq.data.collate import Batch, collate
+from seq2seq.data.corpus import filter_pairs, read_parallel, read_tsv, resolve_text_file
+from seq2seq.data.dataset import EncodedSplit, TranslationDataset
+from seq2seq.data.multi30k import MULTI30K_URL, ensure_multi30k
+from seq2seq.data.numbers import LANGS as NUMBERS_LANGS
+from seq2seq.data.numbers import ensure_numbers
+from seq2seq.data.sampler import BucketBatchSampler
+from seq2seq.data.tokenizer import SPECIAL_TOKENS, TOKENIZER_KINDS, TextTokenizer
+from seq2seq.data.tokenizer_store import has_tokenizers, load_tokenizers, save_tokenizers
+
+log = logging.getLogger(__name__)
+
+DATASET_NAMES = ("numbers", "multi30k", "text")
+FORMATS = ("parallel", "tsv")
+SPLIT_NAMES = ("train", "val", "test")
+NUMBERS_KEYS = ("seed", "train_size", "val_size", "test_size", "max_number")
+_STAGE_SPLITS = {"fit": ("train", "val"), "validate": ("val",), "test": ("test",), "predict": ("test",)}
+
+
+class TranslationDataModule(L.LightningDataModule):
+    """Sentence pairs for one translation direction, batched by length.
+
+    Args (each is the ``data.<name>`` config key):
+        name: ``numbers`` (generated into ``root``), ``multi30k`` (downloaded into ``root`` when
+            missing) or ``text`` (your own files in ``root``).
+        root: folder holding the files.
+        src_lang, tgt_lang: file suffixes of the two sides, e.g. ``de`` and ``en``.
+        splits: ``train``/``val`` (required) and ``test`` (optional) to file stems, e.g.
+            ``{"train": "train", "val": "val", "test": "test_2016_flickr"}``.
+        format: ``parallel`` (``{root}/{stem}.{lang}``, or ``.gz``) or ``tsv`` (``{root}/{stem}.tsv``:
+            ``source<TAB>target``).
+        src_tokenizer, tgt_tokenizer: tokenizer kind per side: ``word``, ``char`` or ``bpe``.
+        src_vocab_size, tgt_vocab_size: maximum vocabulary sizes, special tokens included.
+        min_frequency: minimum count for a vocabulary entry (or a BPE merge).
+        lowercase: lowercase both sides when reading; the references are lowercased too.
+        max_tokens: training batches hold at most this many padded tokens (null: no budget).
+        batch_size: training batches hold at most this many sentences (null: no limit).
+        eval_batch_size: sentences per validation/test batch.
+        max_src_length, max_tgt_length: drop *training* pairs with more tokens than this (null: keep
+            all). Validation and test are never length-filtered, so scores stay comparable.
+        drop_empty: drop pairs with an empty side (otherwise they are an error naming the line).
+        num_workers: DataLoader worker processes.
+        seed: base seed of the per-epoch batch shuffling.
+        tokenizer_dir: where ``src_tokenizer.json``/``tgt_tokenizer.json`` are saved and, when present,
+            reused (null: train in memory every time).
+        numbers: generation parameters of the numbers data (``seed``, ``train_size``, ``val_size``,
+            ``test_size``, ``max_number``); ignored for other data sets.
+        download_url: base URL of the Multi30k files.
+
+    Results: ``src_tokenizer``, ``tgt_tokenizer``, ``sources(split)``, ``references(split)``,
+    ``batch(split, indices)``, ``dataloader(split)``. ``setup`` prepares them eagerly; used before it, each
+    reads and encodes what it needs on first use.
+    """
+
+    def __init__(
+        self,
+        *,
+        name: str,
+        root: str,
+        src_lang: str,
+        tgt_lang: str,
+        splits: Mapping[str, str],
+        format: str = "parallel",
+        src_tokenizer: str = "word",
+        tgt_tokenizer: str = "word",
+        src_vocab_size: int = 8000,
+        tgt_vocab_size: int = 8000,
+        min_frequency: int = 1,
+        lowercase: bool = False,
+        max_tokens: int | None = None,
+        batch_size: int | None = 64,
+        eval_batch_size: int = 64,
+        max_src_length: int | None = None,
+        max_tgt_length: int | None = None,
+        drop_empty: bool = False,
+        num_workers: int = 0,
+        seed: int = 1234,
+        tokenizer_dir: str | None = None,
+        numbers: Mapping[str, int] | None = None,
+        download_url: str = MULTI30K_URL,
+    ) -> None:
+        super().__init__()
+        self.save_hyperparameters()
+        _check_choice("data.name", name, DATASET_NAMES)
+        _check_choice("data.format", format, FORMATS)
+        _check_choice("data.src_tokenizer", src_tokenizer, TOKENIZER_KINDS)
+        _check_choice("data.tgt_tokenizer", tgt_tokenizer, TOKENIZER_KINDS)
+        splits = dict(splits)
+        unknown_splits = sorted(set(splits) - set(SPLIT_NAMES))
+        if unknown_splits or "train" not in splits or "val" not in splits:
+            raise ValueError(
+                f"data.splits must map train and val (and optionally test) to file stems; "
+                f"got keys {sorted(splits)}, valid keys: {', '.join(SPLIT_NAMES)}"
+            )
+        if src_lang == tgt_lang:
+            raise ValueError(f"data.src_lang and data.tgt_lang are both {src_lang!r}")
+        if name != "text" and format != "parallel":
+            raise ValueError(f"data.format must be 'parallel' for data.name={name!r}, got {format!r}")
+        for key, size in (("src_vocab_size", src_vocab_size), ("tgt_vocab_size", tgt_vocab_size)):
+            if size <= len(SPECIAL_TOKENS):
+                raise ValueError(f"data.{key} must exceed the {len(SPECIAL_TOKENS)} special tokens, got {size}")
+        if max_tokens is None and batch_size is None:
+            raise ValueError("set data.max_tokens or data.batch_size (or both); both are null")
+        optional_positive = {
+            "max_tokens": max_tokens,
+            "batch_size": batch_size,
+            "max_src_length": max_src_length,
+            "max_tgt_length": max_tgt_length,
+        }
+        for key, value in optional_positive.items():
+            if value is not None and value < 1:
+                raise ValueError(f"data.{key} must be >= 1 or null, got {value}")
+        if eval_batch_size < 1:
+            raise ValueError(f"data.eval_batch_size must be >= 1, got {eval_batch_size}")
+        if num_workers < 0:
+            raise ValueError(f"data.num_workers must be >= 0, got {num_workers}")
+        if name == "numbers":
+            numbers = dict(numbers or {})
+            if sorted(numbers) != sorted(NUMBERS_KEYS):
+                raise ValueError(
+                    f"data.numbers must have exactly the keys {', '.join(NUMBERS_KEYS)}; got {sorted(numbers)}"
+                )
+            for lang in (src_lang, tgt_lang):
+                _check_choice("data.src_lang/data.tgt_lang", lang, NUMBERS_LANGS)
+
+        self.name = name
+        self.root = Path(root)
+        self.src_lang = src_lang
+        self.tgt_lang = tgt_lang
+        self.splits = splits
+        self.format = format
+        self.src_tokenizer_kind = src_tokenizer
+        self.tgt_tokenizer_kind = tgt_tokenizer
+        self.src_vocab_size = src_vocab_size
+        self.tgt_vocab_size = tgt_vocab_size
+        self.min_frequency = min_frequency
+        self.lowercase = lowercase
+        self.max_tokens = max_tokens
+        self.batch_size = batch_size
+        self.eval_batch_size = eval_batch_size
+        self.max_src_length = max_src_length
+        self.max_tgt_length = max_tgt_length
+        self.drop_empty = drop_empty
+        self.num_workers = num_workers
+        self.seed = seed
+        self.tokenizer_dir = None if tokenizer_dir is None else Path(tokenizer_dir)
+        self.numbers = dict(numbers) if numbers else None
+        self.download_url = download_url
+
+        self._tokenizers: tuple[TextTokenizer, TextTokenizer] | None = None
+        self._pairs: dict[str, tuple[list[tuple[str, str]], list[int], str]] = {}
+        self._encoded: dict[str, EncodedSplit] = {}
+
+    # --- Lightning hooks ------------------------------------------------------------------------------
+
+    def prepare_data(self) -> None:
+        """Create what is missing on disk; Lightning runs this on one process per node."""
+        if self.name == "numbers":
+            ensure_numbers(self.root, **self.numbers)
+        elif self.name == "multi30k":
+            ensure_multi30k(
+                self.root,
+                langs=(self.src_lang, self.tgt_lang),
+                base_url=self.download_url,
+                splits=tuple(self.splits.values()),
+            )
+        if self.tokenizer_dir is not None:
+            self._load_or_train_tokenizers()
+
+    def setup(self, stage: str | None = None) -> None:
+        """Read, validate and encode the splits ``stage`` needs (all of them for ``None``)."""
+        if stage is not None and stage not in _STAGE_SPLITS:
+            raise ValueError(f"unknown stage {stage!r}; valid: {', '.join(_STAGE_SPLITS)}")
+        needed = _STAGE_SPLITS[stage] if stage else tuple(self.splits)
+        self._load_or_train_tokenizers()
+        for split in needed:
+            self.encoded_split(split)
+
+    def train_dataloader(self) -> DataLoader:
+        """Token-budget batches of similar length, reshuffled every epoch from ``seed + epoch`` (Lightning
+        calls ``set_epoch``), sharded across DDP ranks with the same number of batches on each."""
+        num_replicas, rank = 1, 0
+        if self.trainer is not None:
+            num_replicas, rank = self.trainer.world_size, self.trainer.global_rank
+            connector = getattr(self.trainer, "_accelerator_connector", None)
+            if num_replicas > 1 and getattr(connector, "use_distributed_sampler", False):
+                raise ValueError(
+                    "set trainer.use_distributed_sampler=false: TranslationDataModule shards the training "
+                    "batches across ranks itself, and Lightning would otherwise replace its sampler"
+                )
+        split = self.encoded_split("train")
+        sampler = BucketBatchSampler(
+            split.bucket_lengths(),
+            max_tokens=self.max_tokens,
+            batch_size=self.batch_size,
+            shuffle=True,
+            seed=self.seed,
+            num_replicas=num_replicas,
+            rank=rank,
+        )
+        return self._loader(split, sampler)
+
+    def val_dataloader(self) -> DataLoader:
+        return self.dataloader("val")
+
+    def test_dataloader(self) -> DataLoader:
+        return self.dataloader("test")
+
+    # --- public helpers -------------------------------------------------------------------------------
+
+    def dataloader(self, split: str, shuffle: bool = False) -> DataLoader:
+        """``eval_batch_size`` sentences per batch, sorted by length (shortest first), every example once.
+
+        ``Batch.indices`` give each example's position in ``sources(split)``/``references(split)``, so
+        outputs can be put back in corpus order.
+        """
+        encoded = self.encoded_split(split)
+        sampler = BucketBatchSampler(
+            encoded.bucket_lengths(), max_tokens=None, batch_size=self.eval_batch_size, shuffle=shuffle, seed=self.seed
+        )
+        return self._loader(encoded, sampler)
+
+    def batch(self, split: str, indices: Sequence[int]) -> Batch:
+        """A ``Batch`` of the given examples of ``split``, in that order (e.g. fixed samples to log)."""
+        dataset = TranslationDataset(self.encoded_split(split))
+        for index in indices:
+            if not 0 <= index < len(dataset):
+                raise IndexError(f"{split} has {len(dataset)} examples; index {index} is out of range")
+        return collate([dataset[index] for index in indices])
+
+    @property
+    def src_tokenizer(self) -> TextTokenizer:
+        return self._load_or_train_tokenizers()[0]
+
+    @property
+    def tgt_tokenizer(self) -> TextTokenizer:
+        return self._load_or_train_tokenizers()[1]
+
+    def sources(self, split: str) -> list[str]:
+        """Source sentences of ``split`` as read (lowercased when ``lowercase``), after filtering."""
+        return self.encoded_split(split).sources
+
+    def references(self, split: str) -> list[str]:
+        """Target sentences of ``split``, aligned with ``sources`` and ``Batch.indices``."""
+        return self.encoded_split(split).references
+
+    def encoded_split(self, split: str) -> EncodedSplit:
+        """The split's strings and ids (read and encoded on first use)."""
+        if split not in self._encoded:
+            self._encoded[split] = self._encode(split)
+        return self._encoded[split]
+
+    # --- internals ------------------------------------------------------------------------------------
+
+    def _loader(self, encoded: EncodedSplit, sampler: BucketBatchSampler) -> DataLoader:
+        return DataLoader(
+            TranslationDataset(encoded),
+            batch_sampler=sampler,
+            collate_fn=collate,
+            num_workers=self.num_workers,
+            persistent_workers=self.num_workers > 0,
+            pin_memory=torch.cuda.is_available(),
+        )
+
+    def _split_key(self, split: str) -> str:
+        if split not in self.splits:
+            raise ValueError(f"data.splits has no {split!r} entry (it has {', '.join(self.splits)})")
+        return f"data.root ({split} split, data.splits.{split}={self.splits[split]!r})"
+
+    def _read_pairs(self, split: str) -> tuple[list[tuple[str, str]], list[int], str]:
+        """Raw pairs of ``split`` minus empty ones, their 1-based line numbers, and a description."""
+        if split in self._pairs:
+            return self._pairs[split]
+        key = self._split_key(split)
+        stem = self.splits[split]
+        if self.format == "parallel":
+            src_path = resolve_text_file(self.root, f"{stem}.{self.src_lang}", key)
+            tgt_path = resolve_text_file(self.root, f"{stem}.{self.tgt_lang}", key)
+            pairs = read_parallel(src_path, tgt_path, key)
+            description = f"{split} ({src_path}, {tgt_path})"
+        else:
+            path = resolve_text_file(self.root, f"{stem}.tsv", key)
+            pairs = read_tsv(path, key)
+            description = f"{split} ({path})"
+        if self.lowercase:
+            pairs = [(src.lower(), tgt.lower()) for src, tgt in pairs]
+        kept = filter_pairs(pairs, name=description, drop_empty=self.drop_empty)
+        self._pairs[split] = (kept.pairs, [i + 1 for i in kept.indices], description)
+        return self._pairs[split]
+
+    def _tokenizer_settings(self) -> dict:
+        return {
+            "src_lang": self.src_lang,
+            "tgt_lang": self.tgt_lang,
+            "src_tokenizer": self.src_tokenizer_kind,
+            "tgt_tokenizer": self.tgt_tokenizer_kind,
+            "src_vocab_size": self.src_vocab_size,
+            "tgt_vocab_size": self.tgt_vocab_size,
+            "min_frequency": self.min_frequency,
+            "lowercase": self.lowercase,
+        }
+
+    def _load_or_train_tokenizers(self) -> tuple[TextTokenizer, TextTokenizer]:
+        """Load from ``tokenizer_dir`` or train on the train split, once."""
+        if self._tokenizers is not None:
+            return self._tokenizers
+        directory = self.tokenizer_dir
+        if directory is not None and has_tokenizers(directory):
+            self._tokenizers = load_tokenizers(directory, self._tokenizer_settings())
+            return self._tokenizers
+        train_pairs, _, _ = self._read_pairs("train")
+        src = TextTokenizer.train(
+            [s for s, _ in train_pairs], self.src_tokenizer_kind, self.src_vocab_size, self.min_frequency
+        )
+        tgt = TextTokenizer.train(
+            [t for _, t in train_pairs], self.tgt_tokenizer_kind, self.tgt_vocab_size, self.min_frequency
+        )
+        log.info("trained tokenizers on %d training pairs: source %s, target %s", len(train_pairs), src, tgt)
+        if directory is not None:
+            save_tokenizers(directory, src, tgt, self._tokenizer_settings())
+        self._tokenizers = (src, tgt)
+        return self._tokenizers
+
+    def _encode(self, split: str) -> EncodedSplit:
+        src_tokenizer, tgt_tokenizer = self._load_or_train_tokenizers()
+        pairs, line_numbers, description = self._read_pairs(split)
+        sources = [s for s, _ in pairs]
+        references = [t for _, t in pairs]
+        src_ids = src_tokenizer.encode_batch(sources)
+        tgt_ids = tgt_tokenizer.encode_batch(references)
+
+        if split == "train" and (self.max_src_length is not None or self.max_tgt_length is not None):
+            src_length = {s: len(ids) for s, ids in zip(sources, src_ids)}
+            tgt_length = {t: len(ids) for t, ids in zip(references, tgt_ids)}
+            kept = filter_pairs(
+                pairs,
+                name=description,
+                drop_empty=True,  # empty pairs were handled when reading
+                max_src_length=self.max_src_length,
+                max_tgt_length=self.max_tgt_length,
+                src_len_fn=src_length.__getitem__,
+                tgt_len_fn=tgt_length.__getitem__,
+            )
+            sources = [sources[i] for i in kept.indices]
+            references = [references[i] for i in kept.indices]
+            src_ids = [src_ids[i] for i in kept.indices]
+            tgt_ids = [tgt_ids[i] for i in kept.indices]
+            line_numbers = [line_numbers[i] for i in kept.indices]
+
+        encoded = EncodedSplit(split, sources, references, src_ids, tgt_ids, line_numbers)
+        if split == "train" and self.max_tokens is not None:
+            for i, length in enumerate(encoded.bucket_lengths()):
+                if length > self.max_tokens:
+                    raise ValueError(
+                        f"{description}: line {line_numbers[i]} needs {length} padded tokens "
+                        f"({len(src_ids[i])} source, {len(tgt_ids[i])} + 1 target), more than data.max_tokens="
+                        f"{self.max_tokens}; raise data.max_tokens or drop long pairs with "
+                        f"data.max_src_length/data.max_tgt_length"
+                    )
+        log.info("%s: %d pairs", description, len(encoded))
+        return encoded
+
+
+def _check_choice(key: str, value: str, valid: tuple[str, ...]) -> None:
+    if value not in valid:
+        raise ValueError(f"{key}={value!r} is not one of: {', '.join(valid)}")

@@ -1,0 +1,44 @@
+"""One split of a translation corpus: raw strings for scoring, token ids for training."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from torch.utils.data import Dataset
+
+from seq2seq.data.collate import Example
+
+
+@dataclass
+class EncodedSplit:
+    """Aligned lists for one split, after filtering; position ``i`` is example ``i`` everywhere.
+
+    ``line_numbers[i]`` is the 1-based line of example ``i`` in the split's files, for error messages.
+    """
+
+    name: str
+    sources: list[str]
+    references: list[str]
+    src_ids: list[list[int]]
+    tgt_ids: list[list[int]]
+    line_numbers: list[int]
+
+    def __len__(self) -> int:
+        return len(self.sources)
+
+    def bucket_lengths(self) -> list[int]:
+        """Padded length of each example in a batch: ``tgt_in``/``tgt_out`` are one longer than the target."""
+        return [max(len(src), len(tgt) + 1) for src, tgt in zip(self.src_ids, self.tgt_ids)]
+
+
+class TranslationDataset(Dataset[Example]):
+    """Map-style view of an ``EncodedSplit`` yielding ``(index, src_ids, tgt_ids)`` for ``collate``."""
+
+    def __init__(self, split: EncodedSplit) -> None:
+        self.split = split
+
+    def __len__(self) -> int:
+        return len(self.split)
+
+    def __getitem__(self, index: int) -> Example:
+        return index, self.split.src_ids[index], self.split.tgt_ids[index]

@@ -1,0 +1,141 @@
+"""Length-bucketed batches under a padded-token budget, sharded across DDP ranks.
+
+How batches are formed, every epoch:
+
+1. Sort all examples by length. Ties are broken by a random permutation drawn from ``seed + epoch``
+   (or by index when ``shuffle=False``), so which examples share a batch changes between epochs.
+2. Cut the sorted list into batches greedily: a batch grows while ``max length × sentences`` stays within
+   ``max_tokens`` and its size within ``batch_size``. Since lengths are sorted, the *sequence* of lengths
+   is the same every epoch, so the batch boundaries — and ``len(sampler)`` — never change.
+3. Shuffle the order of the batches (``shuffle=True``), then give rank ``r`` of ``R`` the batches
+   ``r, r + R, r + 2R, ...``.
+
+When the number of batches is not divisible by ``num_replicas``, the first few batches of the (shuffled)
+list are repeated so that every rank runs exactly the same number of steps — a rank that ran out early
+would hang the others in the gradient all-reduce. Every example is then seen at least once per epoch, a
+few twice. With ``drop_last=True`` those tail batches are dropped instead (some examples are skipped
+that epoch). With one replica every example is seen exactly once and ``drop_last`` has no effect.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator, Sequence
+
+import torch
+from torch.utils.data import Sampler
+
+
+class BucketBatchSampler(Sampler[list[int]]):
+    """Yields lists of example indices; pass it as ``DataLoader(batch_sampler=...)``.
+
+    Args:
+        lengths: the padded length each example contributes, e.g. ``max(len(src), len(tgt) + 1)``.
+        max_tokens: budget on ``max(lengths in batch) × batch size``; ``None`` for no budget.
+        batch_size: maximum sentences per batch; ``None`` for no limit. At least one limit is required.
+        shuffle: random tie-breaking and batch order from ``seed + epoch``; ``False`` for a fixed order
+            (shortest batches first) as used for validation and test.
+        seed: base of the per-epoch random generator; identical on every rank.
+        num_replicas, rank: DDP world size and this process's rank.
+        drop_last: with several replicas, drop the batches that do not divide evenly instead of
+            repeating some.
+    """
+
+    def __init__(
+        self,
+        lengths: Sequence[int],
+        *,
+        max_tokens: int | None,
+        batch_size: int | None,
+        shuffle: bool,
+        seed: int,
+        num_replicas: int = 1,
+        rank: int = 0,
+        drop_last: bool = False,
+    ) -> None:
+        if max_tokens is None and batch_size is None:
+            raise ValueError(
+                "BucketBatchSampler needs max_tokens or batch_size (data.max_tokens / data.batch_size); both are null"
+            )
+        if max_tokens is not None and max_tokens < 1:
+            raise ValueError(f"max_tokens must be >= 1 or null, got {max_tokens}")
+        if batch_size is not None and batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1 or null, got {batch_size}")
+        if num_replicas < 1 or not 0 <= rank < num_replicas:
+            raise ValueError(f"need 0 <= rank < num_replicas, got rank={rank}, num_replicas={num_replicas}")
+        if len(lengths) == 0:
+            raise ValueError("BucketBatchSampler got no examples")
+        self.lengths = [int(n) for n in lengths]
+        for index, length in enumerate(self.lengths):
+            if length < 1:
+                raise ValueError(f"example {index} has length {length}; lengths must be >= 1")
+            if max_tokens is not None and length > max_tokens:
+                raise ValueError(
+                    f"example {index} has length {length} > max_tokens={max_tokens}: it cannot fit in any batch; "
+                    f"raise data.max_tokens or drop long examples with data.max_src_length/data.max_tgt_length"
+                )
+        self.max_tokens = max_tokens
+        self.batch_size = batch_size
+        self.shuffle = shuffle
+        self.seed = seed
+        self.num_replicas = num_replicas
+        self.rank = rank
+        self.drop_last = drop_last
+        self.epoch = 0
+        self._batch_sizes = self._plan_batch_sizes(sorted(self.lengths))
+        num_batches = len(self._batch_sizes)
+        if drop_last and num_batches < num_replicas:
+            raise ValueError(
+                f"only {num_batches} batches for {num_replicas} replicas with drop_last=True: every rank would get none"
+            )
+        rounding = math.floor if drop_last else math.ceil
+        self._num_batches_per_rank = rounding(num_batches / num_replicas)
+
+    def _plan_batch_sizes(self, sorted_lengths: list[int]) -> list[int]:
+        """Greedy cut of ascending lengths: the newest length is always the batch maximum."""
+        sizes, current = [], 0
+        for length in sorted_lengths:
+            fits_tokens = self.max_tokens is None or length * (current + 1) <= self.max_tokens
+            fits_sentences = self.batch_size is None or current + 1 <= self.batch_size
+            if current and not (fits_tokens and fits_sentences):
+                sizes.append(current)
+                current = 0
+            current += 1
+        sizes.append(current)
+        return sizes
+
+    def set_epoch(self, epoch: int) -> None:
+        """Choose the epoch whose order ``__iter__`` yields (Lightning calls this every epoch)."""
+        self.epoch = epoch
+
+    @property
+    def sampler(self) -> BucketBatchSampler:
+        """Lightning's ``_set_sampler_epoch`` calls ``set_epoch`` on ``dataloader.sampler`` and on
+        ``dataloader.batch_sampler.sampler`` — never on the batch sampler itself. Answering ``self`` here
+        is what gets our ``set_epoch`` called each epoch."""
+        return self
+
+    def _all_batches(self) -> list[list[int]]:
+        """Every rank's batches for this epoch, in the order they are dealt out."""
+        generator = torch.Generator().manual_seed(self.seed + self.epoch)
+        if self.shuffle:
+            tie_order = torch.randperm(len(self.lengths), generator=generator).tolist()
+        else:
+            tie_order = list(range(len(self.lengths)))
+        order = sorted(tie_order, key=self.lengths.__getitem__)  # stable: ties keep tie_order
+        batches, start = [], 0
+        for size in self._batch_sizes:
+            batches.append(order[start : start + size])
+            start += size
+        if self.shuffle:
+            batches = [batches[i] for i in torch.randperm(len(batches), generator=generator).tolist()]
+        total = self._num_batches_per_rank * self.num_replicas
+        if total > len(batches):  # repeat from the front, cyclically if there are fewer batches than ranks
+            batches = [batches[i % len(batches)] for i in range(total)]
+        return batches[:total]
+
+    def __iter__(self) -> Iterator[list[int]]:
+        yield from self._all_batches()[self.rank :: self.num_replicas]
+
+    def __len__(self) -> int:
+        return self._num_batches_per_rank

@@ -1,0 +1,134 @@
+"""BucketBatchSampler: coverage, token budget, determinism, DDP sharding, exact length."""
+
+import random
+from collections import Counter
+
+import pytest
+
+from seq2seq.data.sampler import BucketBatchSampler
+
+LENGTHS = [random.Random(0).randint(1, 30) for _ in range(203)]
+
+
+def make(lengths=LENGTHS, **overrides):
+    options = dict(max_tokens=120, batch_size=None, shuffle=True, seed=7)
+    options.update(overrides)
+    return BucketBatchSampler(lengths, **options)
+
+
+def epoch_batches(sampler, epoch):
+    sampler.set_epoch(epoch)
+    return list(sampler)
+
+
+LIMITS = [
+    dict(max_tokens=120, batch_size=None),
+    dict(max_tokens=None, batch_size=16),
+    dict(max_tokens=120, batch_size=5),
+]
+
+
+@pytest.mark.parametrize("limits", LIMITS)
+@pytest.mark.parametrize("shuffle", [True, False])
+def test_every_example_exactly_once_per_epoch(limits, shuffle):
+    sampler = make(shuffle=shuffle, **limits)
+    for epoch in range(3):
+        indices = [i for batch in epoch_batches(sampler, epoch) for i in batch]
+        assert sorted(indices) == list(range(len(LENGTHS)))
+
+
+def test_token_budget_and_sentence_limit_are_respected():
+    for sampler in (make(max_tokens=120), make(max_tokens=120, batch_size=5)):
+        for batch in sampler:
+            assert max(LENGTHS[i] for i in batch) * len(batch) <= 120
+            assert sampler.batch_size is None or len(batch) <= sampler.batch_size
+
+
+def test_batches_are_homogeneous_in_length():
+    # Sorting by length means a batch spans a narrow range compared to the data (1..30).
+    spans = [max(LENGTHS[i] for i in b) - min(LENGTHS[i] for i in b) for b in make(max_tokens=200)]
+    assert max(spans) <= 2
+
+
+def test_len_is_exact_and_stable_across_epochs():
+    sampler = make()
+    for epoch in range(4):
+        assert len(epoch_batches(sampler, epoch)) == len(sampler)
+
+
+def test_order_changes_across_epochs_but_repeats_for_same_seed_and_epoch():
+    first, second = make(), make()
+    assert epoch_batches(first, 0) != epoch_batches(first, 1)
+    assert epoch_batches(first, 3) == epoch_batches(second, 3)
+    assert epoch_batches(make(seed=8), 3) != epoch_batches(second, 3)
+
+
+def test_without_shuffle_order_is_fixed_and_shortest_first():
+    sampler = make(shuffle=False, max_tokens=None, batch_size=10)
+    batches = epoch_batches(sampler, 0)
+    assert epoch_batches(sampler, 5) == batches
+    maxima = [max(LENGTHS[i] for i in b) for b in batches]
+    assert maxima == sorted(maxima)
+
+
+@pytest.mark.parametrize("num_replicas", [2, 3, 4])
+def test_ranks_get_equal_counts_and_cover_everything(num_replicas):
+    ranks = [make(num_replicas=num_replicas, rank=r) for r in range(num_replicas)]
+    num_batches = len(make())
+    for epoch in range(2):
+        per_rank = [epoch_batches(s, epoch) for s in ranks]
+        assert {len(b) for b in per_rank} == {len(ranks[0])}
+        assert len(ranks[0]) == -(-num_batches // num_replicas)  # ceil
+        all_batches = [tuple(b) for batches in per_rank for b in batches]
+        counts = Counter(i for b in all_batches for i in b)
+        assert set(counts) == set(range(len(LENGTHS)))  # everything seen at least once
+        # Only the padding batches repeat: at most num_replicas - 1 whole batches are duplicated.
+        assert len(all_batches) - len(set(all_batches)) == len(ranks[0]) * num_replicas - num_batches
+
+
+def test_two_ranks_are_disjoint_when_batches_divide_evenly():
+    lengths = [5] * 40  # max_tokens=50 -> batches of 10 -> 4 batches
+    ranks = [make(lengths, max_tokens=50, num_replicas=2, rank=r) for r in range(2)]
+    batches = [[i for b in epoch_batches(s, 1) for i in b] for s in ranks]
+    assert not set(batches[0]) & set(batches[1])
+    assert sorted(batches[0] + batches[1]) == list(range(40))
+
+
+def test_drop_last_drops_instead_of_repeating():
+    ranks = [make(num_replicas=3, rank=r, drop_last=True) for r in range(3)]
+    num_batches = len(make())
+    assert len(ranks[0]) == num_batches // 3
+    seen = [i for s in ranks for b in s for i in b]
+    assert len(seen) == len(set(seen))
+
+
+def test_fewer_batches_than_ranks_still_gives_every_rank_one():
+    ranks = [make([3, 3], max_tokens=100, num_replicas=4, rank=r) for r in range(4)]
+    assert [len(list(s)) for s in ranks] == [1, 1, 1, 1]
+
+
+def test_example_longer_than_budget_is_an_error_naming_it():
+    with pytest.raises(ValueError, match=r"example 2 has length 50 > max_tokens=40"):
+        make([3, 4, 50, 2], max_tokens=40)
+
+
+def test_needs_a_limit():
+    with pytest.raises(ValueError, match="needs max_tokens or batch_size"):
+        make(max_tokens=None, batch_size=None)
+
+
+@pytest.mark.parametrize("bad", [dict(rank=2, num_replicas=2), dict(max_tokens=0), dict(batch_size=0)])
+def test_invalid_arguments(bad):
+    with pytest.raises(ValueError):
+        make(**bad)
+
+
+def test_set_epoch_is_reachable_the_way_lightning_calls_it():
+    # lightning.fabric.utilities.data._set_sampler_epoch calls dataloader.batch_sampler.sampler.set_epoch.
+    from lightning.fabric.utilities.data import _set_sampler_epoch
+    from torch.utils.data import DataLoader
+
+    sampler = make()
+    loader = DataLoader(range(len(LENGTHS)), batch_sampler=sampler)
+    _set_sampler_epoch(loader, 5)
+    assert sampler.epoch == 5
