@@ -104,7 +104,7 @@ class TranslationDataModule(L.LightningDataModule):
         download_url: str = MULTI30K_URL,
     ) -> None:
         super().__init__()
-        self.save_hyperparameters()
+        self.save_hyperparameters(logger=False)
         _check_choice("data.name", name, DATASET_NAMES)
         _check_choice("data.format", format, FORMATS)
         _check_choice("data.src_tokenizer", src_tokenizer, TOKENIZER_KINDS)

@@ -1,0 +1,78 @@
+"""Reading our checkpoints safely, with errors that say what is wrong instead of a torch traceback.
+
+A checkpoint is loaded with ``torch.load(..., weights_only=True)``: only tensors and plain Python values
+are accepted, so a file crafted to run code when unpickled is refused, not executed. Everything that
+decoding needs travels inside it as plain values: the model's hyperparameters, and the tokenizers as
+JSON text.
+"""
+
+from __future__ import annotations
+
+import pickle
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from seq2seq.data.tokenizer import TextTokenizer
+from seq2seq.lit_module import CHECKPOINT_FORMAT_VERSION, CHECKPOINT_KEY
+
+
+class CheckpointError(ValueError):
+    """A file that is not a usable checkpoint of this project; the message names the file and why."""
+
+
+@dataclass
+class StoredCheckpoint:
+    path: Path
+    hyper_parameters: dict[str, Any]
+    state_dict: dict[str, torch.Tensor]
+    src_tokenizer: TextTokenizer
+    tgt_tokenizer: TextTokenizer
+    global_step: int
+    epoch: int
+
+
+def load_safely(path: Path, key: str) -> dict[str, Any]:
+    """``torch.load`` with ``weights_only=True``, turning each way it fails into a clear error."""
+    if not path.is_file():
+        raise FileNotFoundError(f"{key}: checkpoint not found: {path}")
+    try:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as error:
+        raise CheckpointError(
+            f"{key}: {path} was refused: it holds objects other than tensors and plain values, which loading "
+            f"would have to execute code for (this project never writes such checkpoints). Detail: {error}"
+        ) from error
+    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError) as error:
+        raise CheckpointError(f"{key}: {path} is not a readable checkpoint (truncated or corrupt?): {error}") from error
+    if not isinstance(checkpoint, dict):
+        raise CheckpointError(f"{key}: {path} is not a checkpoint of this project (it holds a {type(checkpoint).__name__})")
+    return checkpoint
+
+
+def read_checkpoint(path: Path, key: str = "ckpt_path") -> StoredCheckpoint:
+    path = Path(path)
+    checkpoint = load_safely(path, key)
+    stored = checkpoint.get(CHECKPOINT_KEY)
+    if not isinstance(stored, dict) or "state_dict" not in checkpoint or "hyper_parameters" not in checkpoint:
+        raise CheckpointError(f"{key}: {path} is not a checkpoint of this project (no '{CHECKPOINT_KEY}' section)")
+    version = stored.get("format_version")
+    if version != CHECKPOINT_FORMAT_VERSION:
+        raise CheckpointError(
+            f"{key}: {path} has checkpoint format version {version!r}; this version of seq2seq reads version "
+            f"{CHECKPOINT_FORMAT_VERSION}"
+        )
+    if not stored.get("src_tokenizer") or not stored.get("tgt_tokenizer"):
+        raise CheckpointError(f"{key}: {path} carries no tokenizers, so it cannot be used to translate")
+    return StoredCheckpoint(
+        path=path,
+        hyper_parameters=dict(checkpoint["hyper_parameters"]),
+        state_dict=checkpoint["state_dict"],
+        src_tokenizer=TextTokenizer.from_json(stored["src_tokenizer"]),
+        tgt_tokenizer=TextTokenizer.from_json(stored["tgt_tokenizer"]),
+        global_step=int(checkpoint.get("global_step", 0)),
+        epoch=int(checkpoint.get("epoch", 0)),
+    )

@@ -1,0 +1,134 @@
+"""Config schemas, registered in Hydra's ConfigStore.
+
+Every field maps one-to-one onto a constructor argument (``ModelConfig`` -> ``Seq2Seq``, ``DataConfig`` ->
+``TranslationDataModule``, ``OptimConfig`` -> ``TranslationModule``'s optimizer settings). Because the
+YAML files in ``conf/`` are merged into these typed schemas, a mistyped key (``model.hiden_size=3``)
+or a wrong type (``model.hidden_size=big``) fails when the config is composed, naming the key.
+``trainer`` holds Lightning ``Trainer`` arguments and is checked against the Trainer's signature.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Dict, List, Optional
+
+from hydra.core.config_store import ConfigStore
+
+
+@dataclass
+class ModelConfig:
+    """Arguments of :class:`seq2seq.models.Seq2Seq` except the vocabulary sizes, which come from the data."""
+
+    src_embedding_dim: int = 256
+    tgt_embedding_dim: int = 256
+    hidden_size: int = 256
+    encoder_hidden_size: Optional[int] = None
+    encoder_num_layers: int = 1
+    decoder_num_layers: int = 1
+    rnn_type: str = "lstm"
+    bidirectional: bool = True
+    bridge: str = "concat"
+    attention: str = "bahdanau"
+    attention_size: Optional[int] = None
+    input_feeding: bool = True
+    dropout: float = 0.2
+    tie_embeddings: bool = False
+
+
+@dataclass
+class NumbersConfig:
+    """How the built-in numbers data set is generated."""
+
+    seed: int = 1234
+    train_size: int = 20000
+    val_size: int = 1000
+    test_size: int = 1000
+    max_number: int = 999_999
+
+
+@dataclass
+class DataConfig:
+    """Arguments of :class:`seq2seq.data.TranslationDataModule` (its ``tokenizer_dir`` is the run's)."""
+
+    name: str = "numbers"
+    root: str = "data/numbers"
+    src_lang: str = "de"
+    tgt_lang: str = "en"
+    splits: Dict[str, str] = field(default_factory=lambda: {"train": "train", "val": "val", "test": "test"})
+    format: str = "parallel"
+    src_tokenizer: str = "char"
+    tgt_tokenizer: str = "word"
+    src_vocab_size: int = 8000
+    tgt_vocab_size: int = 8000
+    min_frequency: int = 1
+    lowercase: bool = False
+    max_tokens: Optional[int] = None
+    batch_size: Optional[int] = 64
+    eval_batch_size: int = 200
+    max_src_length: Optional[int] = None
+    max_tgt_length: Optional[int] = None
+    drop_empty: bool = False
+    num_workers: int = 0
+    seed: int = 1234
+    numbers: NumbersConfig = field(default_factory=NumbersConfig)
+    download_url: str = "https://raw.githubusercontent.com/multi30k/dataset/master/data/task1/raw"
+
+
+@dataclass
+class OptimConfig:
+    optimizer: str = "adam"  # adam | adamw
+    lr: float = 1e-3
+    weight_decay: float = 0.0
+    betas: List[float] = field(default_factory=lambda: [0.9, 0.999])
+    label_smoothing: float = 0.0
+    scheduler: str = "none"  # none | plateau | inverse_sqrt | cosine
+    warmup_steps: int = 0  # inverse_sqrt and cosine
+    plateau_factor: float = 0.5
+    plateau_patience: int = 2
+    min_lr: float = 1e-6
+
+
+@dataclass
+class DecodeConfig:
+    """Decoding settings, for validation and for ``evaluate.py``."""
+
+    beam_size: int = 1
+    length_penalty: float = 0.6
+    n_best: int = 1
+    max_length_ratio: float = 1.5
+    max_length_constant: int = 10
+    max_length: Optional[int] = None
+
+
+@dataclass
+class TrainConfig:
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    decode: DecodeConfig = field(default_factory=DecodeConfig)
+    trainer: Dict[str, Any] = field(default_factory=dict)
+    logger: Any = None
+    callbacks: Any = None
+    task_name: str = "train"
+    seed: int = 1234
+    # Resume: the checkpoint (e.g. a run's checkpoints/last.ckpt) to continue training from.
+    ckpt_path: Optional[str] = None
+    # Where this run's files go; Hydra fills it in, tests set it directly.
+    output_dir: str = "${hydra:runtime.output_dir}"
+    # Source sentences of the validation set whose attention maps and translations are logged.
+    num_logged_samples: int = 4
+    # Evaluate the best checkpoint on the test split when training ends.
+    test_after_training: bool = True
+    matmul_precision: Optional[str] = None
+    # Metric that picks the best checkpoint and drives plateau scheduling and early stopping.
+    monitor: str = "val/bleu"
+    monitor_mode: str = "max"
+    # The metric a hyperparameter sweeper optimises (train.py returns its final value).
+    optimized_metric: Optional[str] = None
+
+
+def register_configs() -> None:
+    cs = ConfigStore.instance()
+    cs.store(name="train_schema", node=TrainConfig)
+    cs.store(group="data", name="data_schema", node=DataConfig)
+    cs.store(group="model", name="model_schema", node=ModelConfig)

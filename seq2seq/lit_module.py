@@ -1,0 +1,250 @@
+"""The LightningModule: training and validation steps, metrics, TensorBoard logging, optimizers.
+
+It composes a plain :class:`~seq2seq.models.Seq2Seq` from primitive hyperparameters (so a checkpoint can
+rebuild the network without Hydra) and carries the source and target tokenizers, stored in every
+checkpoint as JSON text, so that a checkpoint alone is enough to translate.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from typing import Any, Optional
+
+import lightning as L
+import torch
+import torch.nn.functional as F
+from lightning.fabric.utilities.apply_func import move_data_to_device
+from torch import Tensor
+
+from seq2seq.data.collate import Batch
+from seq2seq.data.tokenizer import PAD_ID, TextTokenizer
+from seq2seq.metrics import score_translations
+from seq2seq.models import Seq2Seq
+from seq2seq.search import beam_search, greedy_search
+from seq2seq.visualize import attention_figure, samples_table
+
+CHECKPOINT_KEY = "seq2seq"
+CHECKPOINT_FORMAT_VERSION = 1
+
+
+class TranslationModule(L.LightningModule):
+    def __init__(
+        self,
+        model: dict[str, Any],
+        src_vocab_size: int,
+        tgt_vocab_size: int,
+        optim: dict[str, Any],
+        decode: dict[str, Any],
+        monitor: str = "val/bleu",
+        monitor_mode: str = "max",
+        num_logged_samples: int = 4,
+    ) -> None:
+        super().__init__()
+        self.save_hyperparameters(logger=False)  # train() logs the whole config to the HParams view
+        self.model = Seq2Seq(src_vocab_size, tgt_vocab_size, **model)
+        self.src_tokenizer: Optional[TextTokenizer] = None
+        self.tgt_tokenizer: Optional[TextTokenizer] = None
+        self._eval_loss_sum = 0.0
+        self._eval_tokens = 0
+        self._eval_hypotheses: dict[int, str] = {}
+        self._last_batch_end: Optional[float] = None
+
+    def attach_tokenizers(self, src_tokenizer: TextTokenizer, tgt_tokenizer: TextTokenizer) -> None:
+        for name, tokenizer, vocab_size in (
+            ("source", src_tokenizer, self.hparams.src_vocab_size),
+            ("target", tgt_tokenizer, self.hparams.tgt_vocab_size),
+        ):
+            if tokenizer.vocab_size != vocab_size:
+                raise ValueError(
+                    f"the {name} tokenizer has {tokenizer.vocab_size} tokens but the model was built for {vocab_size}"
+                )
+        self.src_tokenizer, self.tgt_tokenizer = src_tokenizer, tgt_tokenizer
+
+    # ----------------------------------------------------------------------------------------- steps
+    def loss(self, batch: Batch) -> tuple[Tensor, Tensor]:
+        """Summed token cross-entropy (ignoring <pad>) and the number of target tokens it covers."""
+        logits = self.model(batch.src, batch.src_lengths, batch.tgt_in).logits  # (B, T, V)
+        loss_sum = F.cross_entropy(
+            logits.flatten(0, 1).float(),  # (B*T, V)
+            batch.tgt_out.flatten(),  # (B*T,)
+            ignore_index=PAD_ID,
+            label_smoothing=self.hparams.optim["label_smoothing"],
+            reduction="sum",
+        )
+        num_tokens = (batch.tgt_out != PAD_ID).sum()
+        return loss_sum, num_tokens
+
+    def training_step(self, batch: Batch, batch_idx: int) -> Tensor:
+        loss_sum, num_tokens = self.loss(batch)
+        loss = loss_sum / num_tokens  # averaged per target token
+        self.log("train/loss", loss, prog_bar=True, batch_size=len(batch))
+        self.log("train/ppl", torch.exp(loss.detach()), batch_size=len(batch))
+        return loss
+
+    def on_train_batch_end(self, outputs: Any, batch: Batch, batch_idx: int) -> None:
+        now = time.perf_counter()
+        if self._last_batch_end is not None and self.trainer.global_step % self.trainer.log_every_n_steps == 0:
+            tokens = batch.num_tgt_tokens * self.trainer.world_size
+            self.log("train/tgt_tokens_per_sec", tokens / (now - self._last_batch_end), batch_size=len(batch))
+        self._last_batch_end = now
+
+    def on_train_epoch_start(self) -> None:
+        self._last_batch_end = None
+
+    def configure_gradient_clipping(self, optimizer, gradient_clip_val=None, gradient_clip_algorithm=None) -> None:
+        # One pass over the gradients both clips and measures their norm (before clipping).
+        max_norm = gradient_clip_val if gradient_clip_val else math.inf
+        grad_norm = torch.nn.utils.clip_grad_norm_(self.parameters(), max_norm)
+        self.log("train/grad_norm", grad_norm, on_step=True, on_epoch=False)
+
+    def validation_step(self, batch: Batch, batch_idx: int) -> None:
+        self.evaluation_step(batch)
+
+    def test_step(self, batch: Batch, batch_idx: int) -> None:
+        self.evaluation_step(batch)
+
+    def on_validation_epoch_start(self) -> None:
+        self.reset_evaluation()
+
+    def on_test_epoch_start(self) -> None:
+        self.reset_evaluation()
+
+    def on_validation_epoch_end(self) -> None:
+        self.evaluation_epoch_end("val")
+        if not self.trainer.sanity_checking:
+            self.log_samples(self.trainer.datamodule)
+
+    def on_test_epoch_end(self) -> None:
+        self.evaluation_epoch_end("test")
+
+    def reset_evaluation(self) -> None:
+        self._eval_loss_sum, self._eval_tokens, self._eval_hypotheses = 0.0, 0, {}
+
+    def evaluation_step(self, batch: Batch) -> None:
+        """Teacher-forced loss, and a greedy translation of every sentence for BLEU."""
+        loss_sum, num_tokens = self.loss(batch)
+        self._eval_loss_sum += float(loss_sum)
+        self._eval_tokens += int(num_tokens)
+        for index, text in zip(batch.indices.tolist(), self.translate_batch(batch.src, batch.src_lengths)):
+            self._eval_hypotheses[index] = text
+
+    def evaluation_epoch_end(self, stage: str) -> None:
+        if not self._eval_hypotheses:
+            return
+        references = self.trainer.datamodule.references(stage)
+        indices = sorted(self._eval_hypotheses)
+        hypotheses = [self._eval_hypotheses[i] for i in indices]
+        scores = score_translations(hypotheses, [references[i] for i in indices])
+        loss = self._eval_loss_sum / max(self._eval_tokens, 1)
+        # Every rank decodes the whole split, so the values agree across ranks and need no syncing.
+        self.log_dict(
+            {
+                f"{stage}/loss": loss,
+                f"{stage}/ppl": math.exp(min(loss, 50.0)),
+                f"{stage}/chrf": scores.chrf,
+                f"{stage}/exact_match": scores.exact_match,
+            }
+        )
+        self.log(f"{stage}/bleu", scores.bleu, prog_bar=True)
+
+    # ------------------------------------------------------------------------------------- decoding
+    @torch.inference_mode()
+    def translate_batch(self, src: Tensor, src_lengths: Tensor) -> list[str]:
+        hypotheses = self.search(src, src_lengths)
+        return [self.tgt_tokenizer.decode(tokens) for tokens in hypotheses.tokens]
+
+    def search(self, src: Tensor, src_lengths: Tensor, beam_size: Optional[int] = None):
+        settings = self.hparams.decode
+        beam_size = beam_size or settings["beam_size"]
+        limits = dict(
+            max_length_ratio=settings["max_length_ratio"],
+            max_length_constant=settings["max_length_constant"],
+            max_length=settings["max_length"],
+        )
+        if beam_size == 1:
+            return greedy_search(self.model, src, src_lengths, **limits)
+        return beam_search(
+            self.model, src, src_lengths, beam_size=beam_size, length_penalty=settings["length_penalty"], **limits
+        )
+
+    def log_samples(self, datamodule) -> None:
+        """Attention maps and a table of translations for a few fixed validation sentences."""
+        experiment = getattr(self.logger, "experiment", None)
+        if experiment is None or not hasattr(experiment, "add_figure") or self.global_rank != 0:
+            return
+        count = min(self.hparams.num_logged_samples, len(datamodule.references("val")))
+        if count == 0:
+            return
+        batch = move_data_to_device(datamodule.batch("val", list(range(count))), self.device)
+        with torch.inference_mode():
+            hypotheses = greedy_search(self.model, batch.src, batch.src_lengths)
+        sources, references = datamodule.sources("val"), datamodule.references("val")
+        rows = []
+        for row, index in enumerate(batch.indices.tolist()):
+            length = int(batch.src_lengths[row])
+            src_tokens = [self.src_tokenizer.id_to_token(i) for i in batch.src[row, :length].tolist()]
+            out_tokens = [self.tgt_tokenizer.id_to_token(i) for i in hypotheses.tokens[row]] + ["<eos>"]
+            figure = attention_figure(hypotheses.attention[row], src_tokens, out_tokens)
+            experiment.add_figure(f"attention/val_{index}", figure, global_step=self.global_step)
+            rows.append((sources[index], references[index], self.tgt_tokenizer.decode(hypotheses.tokens[row])))
+        experiment.add_text("samples/val", samples_table(rows), global_step=self.global_step)
+
+    # ----------------------------------------------------------------------------- optimizers
+    def configure_optimizers(self):
+        settings = self.hparams.optim
+        optimizer_class = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW}[settings["optimizer"]]
+        optimizer = optimizer_class(
+            self.parameters(), lr=settings["lr"], betas=tuple(settings["betas"]), weight_decay=settings["weight_decay"]
+        )
+        scheduler = settings["scheduler"]
+        if scheduler == "none":
+            return optimizer
+        if scheduler == "plateau":
+            plateau = torch.optim.lr_scheduler.ReduceLROnPlateau(
+                optimizer,
+                mode=self.hparams.monitor_mode,
+                factor=settings["plateau_factor"],
+                patience=settings["plateau_patience"],
+                min_lr=settings["min_lr"],
+            )
+            return {
+                "optimizer": optimizer,
+                "lr_scheduler": {"scheduler": plateau, "monitor": self.hparams.monitor, "interval": "epoch"},
+            }
+        warmup = max(settings["warmup_steps"], 0)
+        if scheduler == "inverse_sqrt":
+
+            def factor(step: int) -> float:
+                step = step + 1
+                if warmup and step < warmup:
+                    return step / warmup
+                return math.sqrt(max(warmup, 1) / step)
+
+        else:  # cosine
+            total = max(int(self.trainer.estimated_stepping_batches), 1)
+            floor = settings["min_lr"] / settings["lr"]
+
+            def factor(step: int) -> float:
+                if warmup and step < warmup:
+                    return (step + 1) / warmup
+                progress = min((step - warmup) / max(total - warmup, 1), 1.0)
+                return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * progress))
+
+        lambda_lr = torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": lambda_lr, "interval": "step"}}
+
+    # ---------------------------------------------------------------------------- checkpoints
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        checkpoint[CHECKPOINT_KEY] = {
+            "format_version": CHECKPOINT_FORMAT_VERSION,
+            "src_tokenizer": self.src_tokenizer.to_json() if self.src_tokenizer else None,
+            "tgt_tokenizer": self.tgt_tokenizer.to_json() if self.tgt_tokenizer else None,
+        }
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        stored = checkpoint.get(CHECKPOINT_KEY) or {}
+        if stored.get("src_tokenizer") and stored.get("tgt_tokenizer"):
+            self.attach_tokenizers(
+                TextTokenizer.from_json(stored["src_tokenizer"]), TextTokenizer.from_json(stored["tgt_tokenizer"])
+            )

@@ -1,0 +1,130 @@
+"""Checks on a composed config, run before any data is read or any model is built.
+
+Hydra and the structured schemas in :mod:`seq2seq.config` already refuse unknown keys and wrong types;
+these checks refuse values that are well-typed but impossible, naming the key and what is allowed.
+"""
+
+from __future__ import annotations
+
+import inspect
+from typing import Any
+
+import lightning as L
+from omegaconf import DictConfig
+
+from seq2seq.models.attention import KINDS as ATTENTION_KINDS
+from seq2seq.models.bridge import STRATEGIES as BRIDGE_STRATEGIES
+from seq2seq.models.encoder import RNN_TYPES
+
+TOKENIZER_KINDS = ("word", "char", "bpe")
+DATA_NAMES = ("numbers", "multi30k", "text")
+OPTIMIZERS = ("adam", "adamw")
+SCHEDULERS = ("none", "plateau", "inverse_sqrt", "cosine")
+
+
+class ConfigError(ValueError):
+    """A config value that cannot work; the message names the key."""
+
+
+def _require(condition: bool, key: str, message: str) -> None:
+    if not condition:
+        raise ConfigError(f"{key}: {message}")
+
+
+def _one_of(value: Any, options: tuple, key: str) -> None:
+    _require(value in options, key, f"must be one of {list(options)}, got {value!r}")
+
+
+def check_model(model: DictConfig, key: str = "model") -> None:
+    _one_of(model.rnn_type, tuple(RNN_TYPES), f"{key}.rnn_type")
+    _one_of(model.attention, ATTENTION_KINDS, f"{key}.attention")
+    _one_of(model.bridge, BRIDGE_STRATEGIES, f"{key}.bridge")
+    for name in ("src_embedding_dim", "tgt_embedding_dim", "hidden_size", "encoder_num_layers", "decoder_num_layers"):
+        _require(model[name] > 0, f"{key}.{name}", f"must be positive, got {model[name]}")
+    for name in ("encoder_hidden_size", "attention_size"):
+        _require(model[name] is None or model[name] > 0, f"{key}.{name}", f"must be positive or null, got {model[name]}")
+    _require(0.0 <= model.dropout < 1.0, f"{key}.dropout", f"must be in [0, 1), got {model.dropout}")
+    _require(
+        model.bidirectional or model.bridge not in ("sum", "mean"),
+        f"{key}.bridge",
+        f"{model.bridge!r} merges two directions and needs model.bidirectional=true; use 'forward' or 'concat'",
+    )
+    directions = 2 if model.bidirectional else 1
+    if model.encoder_hidden_size is None:
+        _require(
+            model.hidden_size % directions == 0,
+            f"{key}.hidden_size",
+            f"must be divisible by the {directions} encoder directions, got {model.hidden_size}",
+        )
+    encoder_hidden = model.encoder_hidden_size or model.hidden_size // directions
+    if model.bridge == "concat_raw":
+        _require(
+            directions * encoder_hidden == model.hidden_size,
+            f"{key}.bridge",
+            f"'concat_raw' needs hidden_size == directions x encoder_hidden_size ({directions} x {encoder_hidden})",
+        )
+    if model.attention == "dot":
+        _require(
+            directions * encoder_hidden == model.hidden_size,
+            f"{key}.attention",
+            "'dot' needs the decoder's hidden_size to equal the encoder's output size; use 'general'",
+        )
+    if model.tie_embeddings:
+        _require(
+            model.tgt_embedding_dim == model.hidden_size,
+            f"{key}.tie_embeddings",
+            f"needs tgt_embedding_dim == hidden_size, got {model.tgt_embedding_dim} and {model.hidden_size}",
+        )
+
+
+def check_data(data: DictConfig, key: str = "data") -> None:
+    _one_of(data.name, DATA_NAMES, f"{key}.name")
+    _one_of(data.format, ("parallel", "tsv"), f"{key}.format")
+    _one_of(data.src_tokenizer, TOKENIZER_KINDS, f"{key}.src_tokenizer")
+    _one_of(data.tgt_tokenizer, TOKENIZER_KINDS, f"{key}.tgt_tokenizer")
+    _require(
+        data.batch_size is not None or data.max_tokens is not None,
+        f"{key}.batch_size",
+        "set data.batch_size (sentences) or data.max_tokens (tokens) per batch",
+    )
+    for name in ("batch_size", "max_tokens", "max_src_length", "max_tgt_length"):
+        _require(data[name] is None or data[name] > 0, f"{key}.{name}", f"must be positive or null, got {data[name]}")
+    _require(data.eval_batch_size > 0, f"{key}.eval_batch_size", f"must be positive, got {data.eval_batch_size}")
+    for name in ("src_vocab_size", "tgt_vocab_size", "min_frequency"):
+        _require(data[name] > 0, f"{key}.{name}", f"must be positive, got {data[name]}")
+    _require(data.num_workers >= 0, f"{key}.num_workers", f"must be >= 0, got {data.num_workers}")
+    for split in ("train", "val", "test"):
+        _require(split in data.splits, f"{key}.splits", f"needs a file name for the {split!r} split")
+
+
+def check_optim(optim: DictConfig, key: str = "optim") -> None:
+    _one_of(optim.optimizer, OPTIMIZERS, f"{key}.optimizer")
+    _one_of(optim.scheduler, SCHEDULERS, f"{key}.scheduler")
+    _require(optim.lr > 0, f"{key}.lr", f"must be positive, got {optim.lr}")
+    _require(optim.weight_decay >= 0, f"{key}.weight_decay", f"must be >= 0, got {optim.weight_decay}")
+    _require(0.0 <= optim.label_smoothing < 1.0, f"{key}.label_smoothing", f"must be in [0, 1), got {optim.label_smoothing}")
+    _require(optim.warmup_steps >= 0, f"{key}.warmup_steps", f"must be >= 0, got {optim.warmup_steps}")
+    _require(len(optim.betas) == 2, f"{key}.betas", f"needs two values, got {list(optim.betas)}")
+
+
+def check_decode(decode: DictConfig, key: str = "decode") -> None:
+    _require(decode.beam_size >= 1, f"{key}.beam_size", f"must be at least 1, got {decode.beam_size}")
+    _require(1 <= decode.n_best <= decode.beam_size, f"{key}.n_best", f"must be in [1, beam_size], got {decode.n_best}")
+    _require(decode.length_penalty >= 0, f"{key}.length_penalty", f"must be >= 0, got {decode.length_penalty}")
+    _require(decode.max_length_ratio > 0, f"{key}.max_length_ratio", f"must be positive, got {decode.max_length_ratio}")
+    _require(decode.max_length is None or decode.max_length > 0, f"{key}.max_length", "must be positive or null")
+
+
+def check_trainer(trainer: DictConfig, key: str = "trainer") -> None:
+    accepted = set(inspect.signature(L.Trainer.__init__).parameters) - {"self", "logger", "callbacks"}
+    for name in trainer:
+        _require(name in accepted, f"{key}.{name}", "is not a Lightning Trainer argument")
+
+
+def check_train_config(cfg: DictConfig) -> None:
+    check_data(cfg.data)
+    check_model(cfg.model)
+    check_optim(cfg.optim)
+    check_decode(cfg.decode)
+    check_trainer(cfg.trainer)
+    _one_of(cfg.monitor_mode, ("min", "max"), "monitor_mode")
