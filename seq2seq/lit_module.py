@@ -45,6 +45,9 @@ class TranslationModule(L.LightningModule):
         self.model = Seq2Seq(src_vocab_size, tgt_vocab_size, **model)
         self.src_tokenizer: Optional[TextTokenizer] = None
         self.tgt_tokenizer: Optional[TextTokenizer] = None
+        # The data settings the model was trained with (plain values), stored in checkpoints so that
+        # evaluation finds the same files and split names without being told.
+        self.data_config: Optional[dict[str, Any]] = None
         self._eval_loss_sum = 0.0
         self._eval_tokens = 0
         self._eval_hypotheses: dict[int, str] = {}
@@ -240,10 +243,12 @@ class TranslationModule(L.LightningModule):
             "format_version": CHECKPOINT_FORMAT_VERSION,
             "src_tokenizer": self.src_tokenizer.to_json() if self.src_tokenizer else None,
             "tgt_tokenizer": self.tgt_tokenizer.to_json() if self.tgt_tokenizer else None,
+            "data": self.data_config,
         }
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         stored = checkpoint.get(CHECKPOINT_KEY) or {}
+        self.data_config = stored.get("data") or self.data_config
         if stored.get("src_tokenizer") and stored.get("tgt_tokenizer"):
             self.attach_tokenizers(
                 TextTokenizer.from_json(stored["src_tokenizer"]), TextTokenizer.from_json(stored["tgt_tokenizer"])

@@ -82,6 +82,8 @@ def _flatten(node: Any, prefix: str) -> dict[str, Any]:
 def train(cfg: DictConfig) -> dict[str, float]:
     """Train (or resume) as ``cfg`` says; returns the final metrics."""
     check_train_config(cfg)
+    # Relative data paths mean what the user typed, relative to where the command ran.
+    cfg.data.root = str(Path(cfg.data.root).expanduser().resolve())
     output_dir = Path(cfg.output_dir).resolve()
     ensure_writable(output_dir, "output_dir")
     if cfg.get("matmul_precision"):
@@ -113,6 +115,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
         num_logged_samples=cfg.num_logged_samples,
     )
     module.attach_tokenizers(datamodule.src_tokenizer, datamodule.tgt_tokenizer)
+    module.data_config = OmegaConf.to_container(cfg.data, resolve=True)
     parameters = sum(p.numel() for p in module.parameters() if p.requires_grad)
     log.info("model: %s trainable parameters; source vocabulary %d, target vocabulary %d",
              f"{parameters:,}", datamodule.src_tokenizer.vocab_size, datamodule.tgt_tokenizer.vocab_size)
