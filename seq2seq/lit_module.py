@@ -66,17 +66,21 @@ class TranslationModule(L.LightningModule):
 
     # ----------------------------------------------------------------------------------------- steps
     def loss(self, batch: Batch) -> tuple[Tensor, Tensor]:
-        """Summed token cross-entropy (ignoring <pad>) and the number of target tokens it covers."""
-        logits = self.model(batch.src, batch.src_lengths, batch.tgt_in).logits  # (B, T, V)
+        """Summed token cross-entropy over real target tokens, and how many there are.
+
+        The output layer (the largest matrix product of a step) runs only on real target positions: padded
+        positions would be ignored by the loss anyway.
+        """
+        outputs = self.model.decode(batch.src, batch.src_lengths, batch.tgt_in).outputs  # (B, T, H)
+        real = batch.tgt_out != PAD_ID  # (B, T)
+        logits = self.model.output_layer(outputs[real])  # (N, V), N real target tokens
         loss_sum = F.cross_entropy(
-            logits.flatten(0, 1).float(),  # (B*T, V)
-            batch.tgt_out.flatten(),  # (B*T,)
-            ignore_index=PAD_ID,
+            logits.to(torch.promote_types(logits.dtype, torch.float32)),  # fp32 softmax under mixed precision
+            batch.tgt_out[real],  # (N,)
             label_smoothing=self.hparams.optim["label_smoothing"],
             reduction="sum",
         )
-        num_tokens = (batch.tgt_out != PAD_ID).sum()
-        return loss_sum, num_tokens
+        return loss_sum, real.sum()
 
     def training_step(self, batch: Batch, batch_idx: int) -> Tensor:
         loss_sum, num_tokens = self.loss(batch)

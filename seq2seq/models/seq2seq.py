@@ -7,7 +7,7 @@ from typing import NamedTuple, Optional
 from torch import Tensor, nn
 
 from seq2seq.models.bridge import Bridge
-from seq2seq.models.decoder import Decoder, DecoderState, Memory
+from seq2seq.models.decoder import Decoder, DecoderOutput, DecoderState, Memory
 from seq2seq.models.encoder import Encoder
 
 
@@ -88,7 +88,12 @@ class Seq2Seq(nn.Module):
         memory = self.decoder.memory(encoded.outputs, encoded.mask)
         return memory, self.decoder.initial_state(self.bridge(encoded.final))
 
-    def forward(self, src: Tensor, src_lengths: Tensor, tgt_in: Tensor) -> Seq2SeqOutput:
+    def decode(self, src: Tensor, src_lengths: Tensor, tgt_in: Tensor) -> DecoderOutput:
+        """Teacher-forced decoder outputs before the output layer, outputs (B, T, H); a loss that needs
+        logits only at real target positions applies ``output_layer`` to those alone."""
         memory, state = self.encode(src, src_lengths)
-        decoded = self.decoder(tgt_in, memory, state)  # outputs (B, T, H)
+        return self.decoder(tgt_in, memory, state)
+
+    def forward(self, src: Tensor, src_lengths: Tensor, tgt_in: Tensor) -> Seq2SeqOutput:
+        decoded = self.decode(src, src_lengths, tgt_in)  # outputs (B, T, H)
         return Seq2SeqOutput(logits=self.output_layer(decoded.outputs), attention=decoded.attention)  # (B, T, V)

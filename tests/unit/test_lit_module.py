@@ -1,0 +1,42 @@
+"""The LightningModule's loss: the fast path (output layer on real tokens only) equals the plain one."""
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from seq2seq.data.collate import collate
+from seq2seq.lit_module import TranslationModule
+
+OPTIM = {"optimizer": "adam", "lr": 1e-3, "betas": [0.9, 0.999], "weight_decay": 0.0, "label_smoothing": 0.0,
+         "scheduler": "none", "warmup_steps": 0, "plateau_factor": 0.5, "plateau_patience": 1, "min_lr": 1e-6}
+DECODE = {"beam_size": 1, "length_penalty": 0.6, "n_best": 1, "max_length_ratio": 1.5, "max_length_constant": 5,
+          "max_length": None}
+
+
+def make_module(input_feeding: bool, label_smoothing: float) -> TranslationModule:
+    model = {"hidden_size": 8, "src_embedding_dim": 6, "tgt_embedding_dim": 6, "input_feeding": input_feeding,
+             "attention": "general", "dropout": 0.0}
+    return TranslationModule(model, 11, 13, {**OPTIM, "label_smoothing": label_smoothing}, DECODE)
+
+
+@pytest.mark.parametrize("input_feeding", [True, False])
+@pytest.mark.parametrize("label_smoothing", [0.0, 0.1])
+def test_loss_on_real_tokens_equals_full_logits_with_ignore_index(input_feeding, label_smoothing):
+    torch.manual_seed(0)
+    module = make_module(input_feeding, label_smoothing).double().eval()
+    batch = collate([(0, [4, 5, 6], [7, 8, 9, 10]), (1, [5], [7]), (2, [6, 7, 8, 9, 10], [11, 12])])
+    loss_sum, count = module.loss(batch)
+    logits = module.model(batch.src, batch.src_lengths, batch.tgt_in).logits  # (B, T, V)
+    plain = F.cross_entropy(logits.flatten(0, 1), batch.tgt_out.flatten(), ignore_index=0,
+                            label_smoothing=label_smoothing, reduction="sum")
+    assert int(count) == batch.num_tgt_tokens == 4 + 1 + 1 + 1 + 2 + 1
+    torch.testing.assert_close(loss_sum, plain, atol=1e-10, rtol=1e-10)
+
+
+def test_attached_tokenizer_must_match_the_vocabulary():
+    from seq2seq.data.tokenizer import TextTokenizer
+
+    module = make_module(True, 0.0)
+    tokenizer = TextTokenizer.train(["a b c"], kind="word", vocab_size=100, min_frequency=1)
+    with pytest.raises(ValueError, match="source tokenizer has 7 tokens but the model was built for 11"):
+        module.attach_tokenizers(tokenizer, tokenizer)
