@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional
 
 from hydra.core.config_store import ConfigStore
+from omegaconf import MISSING
 
 
 @dataclass
@@ -51,7 +52,8 @@ class DataConfig:
     """Arguments of :class:`seq2seq.data.TranslationDataModule` (its ``tokenizer_dir`` is the run's)."""
 
     name: str = "numbers"
-    root: str = "data/numbers"
+    # No default: merging data/text.yaml's ``root: ???`` onto a default would silently keep the default.
+    root: str = MISSING
     src_lang: str = "de"
     tgt_lang: str = "en"
     splits: Dict[str, str] = field(default_factory=lambda: {"train": "train", "val": "val", "test": "test"})
@@ -127,8 +129,34 @@ class TrainConfig:
     optimized_metric: Optional[str] = None
 
 
+@dataclass
+class EvaluateConfig:
+    """``evaluate.py``: score a checkpoint on a data split, or translate raw text with it (``input``)."""
+
+    ckpt_path: str = MISSING
+    # Split to score; its files come from the checkpoint's data settings, or from ``data`` when given.
+    split: str = "test"
+    # Another aligned corpus to score (data=text data.root=DIR ...); null: the checkpoint's own data.
+    data: Optional[DataConfig] = None
+    decode: DecodeConfig = field(default_factory=lambda: DecodeConfig(beam_size=5))
+    # Raw text to translate, one sentence per line: a file, or "-" for stdin. null: score ``split``.
+    input: Optional[str] = None
+    # Translations: null -> stdout. Split scores: null -> <run>/eval/<checkpoint>.<split>.beam<K>.hyp.
+    output: Optional[str] = None
+    # Sentences per decoding batch.
+    batch_size: int = 64
+    # Average the weights of the N checkpoints with the highest global step in ckpt_path's folder (0, 1: off).
+    average_last: int = 0
+    # auto (cuda when available, else cpu), cpu, cuda, cuda:N.
+    device: str = "auto"
+    # Raw-text inputs longer than this many source tokens are truncated, with a warning. null: the
+    # checkpoint's data.max_src_length when it had one, else 250.
+    max_input_tokens: Optional[int] = None
+
+
 def register_configs() -> None:
     cs = ConfigStore.instance()
     cs.store(name="train_schema", node=TrainConfig)
+    cs.store(name="evaluate_schema", node=EvaluateConfig)
     cs.store(group="data", name="data_schema", node=DataConfig)
     cs.store(group="model", name="model_schema", node=ModelConfig)

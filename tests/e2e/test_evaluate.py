@@ -1,0 +1,163 @@
+"""evaluate(cfg) and evaluate.py end to end, on a checkpoint trained once for this module on tiny data:
+scoring a split, beam search, other aligned files, raw text from stdin and files, averaging, bad checkpoints."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+import sacrebleu
+import torch
+from hydra import compose, initialize_config_dir
+from hydra.core.global_hydra import GlobalHydra
+
+from seq2seq.checkpoint import read_checkpoint
+from seq2seq.evaluation import evaluate
+from seq2seq.search import greedy_search
+from seq2seq.training import train
+from seq2seq.translate import build_model
+from seq2seq.validation import ConfigError
+from tests.e2e.conftest import REPO, compose_train, script_command, tiny_overrides
+from tests.unit.test_checkpoint import RunsCode
+
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("single_thread")]
+
+# An untrained model decodes every sentence to its maximum length; on a small busy machine intra-op
+# threads then cost far more than they save (see tests/conftest.py's single_thread).
+ONE_THREAD = {**os.environ, "OMP_NUM_THREADS": "1"}
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory) -> Path:
+    """last.ckpt of a one-epoch tiny run (20 test sentences in data/numbers beside it)."""
+    root = tmp_path_factory.mktemp("trained")
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)  # validation decodes too: one thread, as for the tests (ONE_THREAD's comment)
+    try:
+        train(compose_train(tiny_overrides(root) + ["trainer.max_epochs=1", "test_after_training=false"]))
+    finally:
+        torch.set_num_threads(previous)
+    return root / "run" / "checkpoints" / "last.ckpt"
+
+
+def compose_evaluate(ckpt_path: Path, *overrides: str):
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
+        return compose(config_name="evaluate", overrides=[f"ckpt_path={ckpt_path}", "device=cpu", *overrides])
+
+
+def lines(path: Path) -> list[str]:
+    return path.read_text(encoding="utf-8").split("\n")[:-1]
+
+
+def test_training_checkpoints_record_their_data(trained):
+    data = read_checkpoint(trained).data
+    assert data is not None and data["name"] == "numbers" and Path(data["root"]).is_absolute()
+
+
+def test_scoring_the_test_split_writes_hypotheses_in_order_and_metrics(trained):
+    metrics = evaluate(compose_evaluate(trained, "decode.beam_size=1"))
+    eval_dir = trained.parent.parent / "eval"
+    hypotheses = lines(eval_dir / "last.test.beam1.hyp")
+    saved = json.loads((eval_dir / "last.test.beam1.json").read_text())
+    assert saved == json.loads(json.dumps(metrics))
+    assert len(hypotheses) == saved["num_sentences"] == 20
+    for key in ("bleu", "chrf", "exact_match", "signature", "sentences_per_sec", "decode_seconds"):
+        assert key in saved
+    assert saved["signature"].startswith("nrefs:1|") and saved["sentences_per_sec"] > 0
+    assert 0.0 <= saved["exact_match"] <= 1.0
+    references = lines(trained.parent.parent.parent / "numbers" / "test.en")
+    assert saved["bleu"] == pytest.approx(sacrebleu.corpus_bleu(hypotheses, [references]).score)
+    # Line i is the translation of source line i, decoded alone.
+    stored = read_checkpoint(trained)
+    model = build_model(stored)
+    sources = lines(trained.parent.parent.parent / "numbers" / "test.de")
+    for i in (0, 7, 19):
+        ids = stored.src_tokenizer.encode(sources[i])
+        alone = greedy_search(model, torch.tensor([ids]), torch.tensor([len(ids)]))
+        assert hypotheses[i] == stored.tgt_tokenizer.decode(alone.tokens[0])
+
+
+def test_beam_search_with_an_nbest_list_and_an_output_path(trained, tmp_path):
+    output = tmp_path / "out" / "hyps.txt"
+    metrics = evaluate(compose_evaluate(trained, "decode.beam_size=5", "decode.n_best=2", f"output={output}",
+                                        "batch_size=7"))
+    assert len(lines(output)) == 20
+    assert json.loads((tmp_path / "out" / "hyps.json").read_text())["decode"]["beam_size"] == 5
+    nbest = lines(tmp_path / "out" / "hyps.nbest")
+    assert {line.split(" ||| ")[0] for line in nbest} == {str(i) for i in range(20)}
+    assert metrics["nbest"] == str(tmp_path / "out" / "hyps.nbest")
+
+
+def test_other_aligned_files_with_data_text(trained, tmp_path):
+    numbers = trained.parent.parent.parent / "numbers"
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    (corpus / "test.src").write_text("\n".join(lines(numbers / "test.de")[:7]) + "\n")
+    (corpus / "test.tgt").write_text("\n".join(lines(numbers / "test.en")[:7]) + "\n")
+    overrides = ["data=text", f"data.root={corpus}", "decode.beam_size=2"]
+    with pytest.raises(ConfigError, match="does not match the checkpoint's vocabulary"):
+        evaluate(compose_evaluate(trained, *overrides))
+    metrics = evaluate(compose_evaluate(trained, *overrides, "data.src_tokenizer=char", "data.tgt_tokenizer=word"))
+    assert metrics["num_sentences"] == 7 and metrics["data"]["root"] == str(corpus)
+    assert len(lines(Path(metrics["hypotheses"]))) == 7
+    assert Path(metrics["hypotheses"]).name == "last.text-corpus.test.beam2.hyp"
+
+
+def test_a_long_input_is_truncated_with_a_warning(trained, tmp_path, caplog):
+    source = tmp_path / "in.txt"
+    source.write_text("dreizehn\n" + "neunhundertneunundneunzigtausend" * 3 + "\nzwei\n")
+    output = tmp_path / "out.txt"
+    evaluate(compose_evaluate(trained, f"input={source}", f"output={output}", "max_input_tokens=20"))
+    assert len(lines(output)) == 3
+    warnings = [record.getMessage() for record in caplog.records if record.levelname == "WARNING"]
+    assert any("line 2 (96 tokens)" in message and "truncated to 20 tokens" in message for message in warnings)
+
+
+def test_averaging_the_last_checkpoints(trained, tmp_path):
+    checkpoints = tmp_path / "checkpoints"
+    checkpoints.mkdir()
+    checkpoint = torch.load(trained, weights_only=True)
+    torch.save(checkpoint, checkpoints / "a.ckpt")
+    checkpoint["global_step"] += 1
+    checkpoint["state_dict"] = {name: value * 3 for name, value in checkpoint["state_dict"].items()}
+    torch.save(checkpoint, checkpoints / "b.ckpt")
+    metrics = evaluate(compose_evaluate(checkpoints / "a.ckpt", "average_last=2", "decode.beam_size=1"))
+    assert metrics["averaged_checkpoints"] == [str(checkpoints / "b.ckpt"), str(checkpoints / "a.ckpt")]
+    assert Path(metrics["hypotheses"]) == tmp_path / "eval" / "avg2.test.beam1.hyp"
+
+
+def test_translating_stdin_keeps_order_and_empty_lines(trained, tmp_path):
+    text = "dreihundertzwölf\n\nQuatsch€ zwei\nsieben\n"  # an empty line; characters the model never saw
+    result = subprocess.run(
+        script_command("evaluate.py", f"ckpt_path={trained}", "input=-", "device=cpu", "decode.beam_size=1"),
+        input=text, cwd=tmp_path, capture_output=True, text=True, timeout=120, env=ONE_THREAD,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    output = result.stdout.split("\n")[:-1]
+    assert len(output) == 4 and output[1] == ""
+    # stdout holds nothing but the translations: each equals the sentence translated alone.
+    for line, translation in zip(text.split("\n"), output):
+        if line:
+            single = tmp_path / "single.txt"
+            single.write_text(line + "\n")
+            evaluate(compose_evaluate(trained, f"input={single}", f"output={tmp_path / 'alone.txt'}",
+                                      "decode.beam_size=1"))
+            assert lines(tmp_path / "alone.txt") == [translation]
+    assert "INFO" in result.stderr  # the logs went to stderr
+
+
+def test_a_checkpoint_that_would_run_code_fails_with_one_line_and_runs_nothing(tmp_path):
+    marker = tmp_path / "MARKER"
+    evil = tmp_path / "evil.ckpt"
+    torch.save({"state_dict": {}, "payload": RunsCode(f"touch {marker}")}, evil)
+    result = subprocess.run(script_command("evaluate.py", f"ckpt_path={evil}"), cwd=tmp_path, capture_output=True,
+                            text=True, timeout=120, env=ONE_THREAD)
+    assert result.returncode != 0
+    assert not marker.exists()
+    assert "Traceback" not in result.stderr
+    last_line = result.stderr.strip().splitlines()[-1]
+    assert last_line.startswith("error: ckpt_path: ") and str(evil) in last_line and "refused" in last_line
