@@ -19,6 +19,7 @@ from typing import NamedTuple, Optional
 import torch
 from torch import Tensor, nn
 
+from seq2seq.models import stepwise
 from seq2seq.models.attention import Attention
 from seq2seq.models.encoder import RNNState, make_rnn, map_state
 
@@ -102,9 +103,13 @@ class Decoder(nn.Module):
             rnn_outputs, rnn_state = self.rnn(embedded, state.rnn)  # (B, T, H)
             outputs, weights = self.attend(rnn_outputs, memory)  # (B, T, H), (B, T, S)
             return DecoderOutput(outputs, weights, DecoderState(rnn_state, outputs[:, -1]))
+        # Input feeding: only the fed-back part of each step needs the loop. Layer 0's projection of the
+        # target embeddings is computed for all steps at once, before it.
+        projected = stepwise.project_inputs(self.rnn, embedded)  # (B, T, G*H)
+        fused = stepwise.fuse_weights(self.rnn, embedded.shape[-1]) if isinstance(self.rnn, nn.LSTM) else None
         step_outputs, step_weights = [], []
         for t in range(tgt_in.shape[1]):
-            output, weights, state = self.step_embedded(embedded[:, t], memory, state)
+            output, weights, state = self.step_projected(projected[:, t], memory, state, fused)
             step_outputs.append(output)
             step_weights.append(weights)
         return DecoderOutput(torch.stack(step_outputs, dim=1), torch.stack(step_weights, dim=1), state)  # (B, T, H), (B, T, S)
@@ -112,12 +117,18 @@ class Decoder(nn.Module):
     def step(self, tokens: Tensor, memory: Memory, state: DecoderState) -> tuple[Tensor, Tensor, DecoderState]:
         """One step for tokens (B,): returns output (B, H), attention (B, S) and the new state."""
         embedded = self.dropout(self.embedding(tokens))  # (B, E)
-        return self.step_embedded(embedded, memory, state)
+        if not self.input_feeding:
+            rnn_output, rnn_state = self.rnn(embedded.unsqueeze(1), state.rnn)  # (B, 1, H)
+            output, weights = self.attend(rnn_output, memory)  # (B, 1, H), (B, 1, S)
+            output = output.squeeze(1)  # (B, H)
+            return output, weights.squeeze(1), DecoderState(rnn_state, output)
+        return self.step_projected(stepwise.project_inputs(self.rnn, embedded), memory, state)
 
-    def step_embedded(self, embedded: Tensor, memory: Memory, state: DecoderState) -> tuple[Tensor, Tensor, DecoderState]:
-        if self.input_feeding:
-            embedded = torch.cat([embedded, state.attentional], dim=-1)  # (B, E + H)
-        rnn_output, rnn_state = self.rnn(embedded.unsqueeze(1), state.rnn)  # (B, 1, H)
-        output, weights = self.attend(rnn_output, memory)  # (B, 1, H), (B, 1, S)
+    def step_projected(
+        self, projected: Tensor, memory: Memory, state: DecoderState, fused: Optional[list] = None
+    ) -> tuple[Tensor, Tensor, DecoderState]:
+        """An input-feeding step from layer 0's projected embedding (B, G*H)."""
+        rnn_output, rnn_state = stepwise.step(self.rnn, projected, state.attentional, state.rnn, fused)  # (B, H)
+        output, weights = self.attend(rnn_output.unsqueeze(1), memory)  # (B, 1, H), (B, 1, S)
         output = output.squeeze(1)  # (B, H)
         return output, weights.squeeze(1), DecoderState(rnn_state, output)

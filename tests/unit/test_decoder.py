@@ -90,10 +90,9 @@ def test_decoder_attention_is_zero_on_source_padding(kind):
     torch.testing.assert_close(attention.sum(-1), torch.ones(B, T, dtype=torch.double), rtol=0, atol=1e-6)
 
 
-@pytest.mark.parametrize("input_feeding, expected_calls", [(False, 1), (True, T)], ids=["nofeed", "feed"])
 @pytest.mark.parametrize("rnn_type", ["lstm", "gru"])
-def test_rnn_runs_once_without_input_feeding_and_once_per_step_with_it(rnn_type, input_feeding, expected_calls):
-    decoder, memory, state, tgt_in = make_decoder("bahdanau", input_feeding, rnn_type, num_layers=2)
+def test_without_input_feeding_the_rnn_runs_once_over_all_steps(rnn_type):
+    decoder, memory, state, tgt_in = make_decoder("bahdanau", False, rnn_type, num_layers=2)
     calls = []
     handle = decoder.rnn.register_forward_hook(lambda module, args, output: calls.append(args[0].shape[1]))
     try:
@@ -101,9 +100,25 @@ def test_rnn_runs_once_without_input_feeding_and_once_per_step_with_it(rnn_type,
             decoder(tgt_in, memory, state)
     finally:
         handle.remove()
+    assert calls == [T]  # one call, every target step in it
 
-    assert len(calls) == expected_calls
-    assert sum(calls) == T  # every target step goes through the RNN exactly once
+
+@pytest.mark.parametrize("rnn_type", ["lstm", "gru"])
+def test_with_input_feeding_steps_go_through_the_stepwise_cells(rnn_type, monkeypatch):
+    """The loop uses the RNN's parameters step by step (seq2seq.models.stepwise), never the fused module."""
+    from seq2seq.models import stepwise
+
+    decoder, memory, state, tgt_in = make_decoder("bahdanau", True, rnn_type, num_layers=2)
+    module_calls, step_calls = [], []
+    handle = decoder.rnn.register_forward_hook(lambda module, args, output: module_calls.append(1))
+    original_step = stepwise.step
+    monkeypatch.setattr(stepwise, "step", lambda *args: step_calls.append(1) or original_step(*args))
+    try:
+        with torch.no_grad():
+            decoder(tgt_in, memory, state)
+    finally:
+        handle.remove()
+    assert module_calls == [] and len(step_calls) == T
 
 
 def test_later_target_tokens_do_not_change_earlier_outputs():
