@@ -105,6 +105,11 @@ def check_optim(optim: DictConfig, key: str = "optim") -> None:
     _require(0.0 <= optim.label_smoothing < 1.0, f"{key}.label_smoothing", f"must be in [0, 1), got {optim.label_smoothing}")
     _require(optim.warmup_steps >= 0, f"{key}.warmup_steps", f"must be >= 0, got {optim.warmup_steps}")
     _require(len(optim.betas) == 2, f"{key}.betas", f"needs two values, got {list(optim.betas)}")
+    _require(
+        optim.max_nonfinite_in_a_row >= 1,
+        f"{key}.max_nonfinite_in_a_row",
+        f"must be at least 1, got {optim.max_nonfinite_in_a_row}",
+    )
 
 
 def check_decode(decode: DictConfig, key: str = "decode") -> None:
@@ -121,10 +126,23 @@ def check_trainer(trainer: DictConfig, key: str = "trainer") -> None:
         _require(name in accepted, f"{key}.{name}", "is not a Lightning Trainer argument")
 
 
+def check_known_keys(node: DictConfig, schema: type, key: str) -> None:
+    """Keys added with a leading + (``+model.hiden_size=3``) get past composition; refuse them here."""
+    known = set(schema.__dataclass_fields__)
+    for name in node:
+        _require(name in known, f"{key}.{name}", f"unknown key; valid keys: {sorted(known)}")
+
+
 def check_train_config(cfg: DictConfig) -> None:
+    from seq2seq.config import DataConfig, DecodeConfig, ModelConfig, OptimConfig
+
+    for name, schema in (("data", DataConfig), ("model", ModelConfig), ("optim", OptimConfig), ("decode", DecodeConfig)):
+        check_known_keys(cfg[name], schema, name)
     check_data(cfg.data)
     check_model(cfg.model)
     check_optim(cfg.optim)
     check_decode(cfg.decode)
     check_trainer(cfg.trainer)
     _one_of(cfg.monitor_mode, ("min", "max"), "monitor_mode")
+    every = cfg.get("checkpoint_every_n_steps")
+    _require(every is None or every >= 1, "checkpoint_every_n_steps", f"must be positive or null, got {every}")
