@@ -12,11 +12,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import tempfile
 import time
+from pathlib import Path
 
 import torch
 
 from common import build, compose_config, environment, pick_device
+from seq2seq.checkpoint import read_checkpoint
 from seq2seq.search import beam_search, greedy_search
 
 
@@ -37,12 +40,16 @@ def main() -> None:
     torch.manual_seed(0)
     device = pick_device(args.device)
     cfg = compose_config(args.overrides)
-    datamodule, module = build(cfg)
     if args.ckpt:
-        from seq2seq.checkpoint import read_checkpoint
-
-        stored = read_checkpoint(args.ckpt, key="--ckpt")
+        # The checkpoint's own tokenizers, so that token ids mean what the weights learned.
+        stored = read_checkpoint(Path(args.ckpt), key="--ckpt")
+        tokenizer_dir = Path(tempfile.mkdtemp(prefix="seq2seq-bench-"))
+        stored.src_tokenizer.save(tokenizer_dir / "src_tokenizer.json")
+        stored.tgt_tokenizer.save(tokenizer_dir / "tgt_tokenizer.json")
+        datamodule, module = build(cfg, tokenizer_dir)
         module.load_state_dict(stored.state_dict)
+    else:
+        datamodule, module = build(cfg)
     model = module.model.to(device).eval()
     split = datamodule.encoded_split(args.split)
     order = sorted(range(len(split)), key=lambda i: len(split.src_ids[i]))  # length-sorted batches, as evaluate.py does
