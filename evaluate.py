@@ -5,28 +5,21 @@
     echo "dreihundertzwölf" | python evaluate.py ckpt_path=... input=-                   # stdin -> stdout
 """
 
-import logging
-import sys
-
 import hydra
 from omegaconf import DictConfig
 
+from seq2seq.cli import run_reporting_errors
 from seq2seq.config import register_configs
 from seq2seq.evaluation import evaluate
 
 register_configs()
-log = logging.getLogger("evaluate")
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="evaluate")
 def main(cfg: DictConfig) -> None:
-    try:
-        evaluate(cfg)
-    except (FileNotFoundError, PermissionError, ValueError) as error:
-        # A missing, foreign or damaged checkpoint, a bad setting or bad input: the message names the
-        # file or key, so a traceback would only hide it (hydra.verbose=true logs it, for bug reports).
-        log.debug("evaluate failed", exc_info=True)
-        sys.exit(f"error: {error}")
+    # A missing, foreign or damaged checkpoint, a bad setting or bad input: the message names the file or
+    # key, so a traceback would only hide it (hydra.verbose=true logs it, for bug reports).
+    run_reporting_errors(evaluate, cfg, "evaluate.py")
 
 
 if __name__ == "__main__":

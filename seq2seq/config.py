@@ -88,6 +88,8 @@ class OptimConfig:
     plateau_factor: float = 0.5
     plateau_patience: int = 2
     min_lr: float = 1e-6
+    # A batch whose loss is NaN or infinite is skipped (no update) with a warning; this many in a row stop training.
+    max_nonfinite_in_a_row: int = 5
 
 
 @dataclass
@@ -115,6 +117,9 @@ class TrainConfig:
     seed: int = 1234
     # Resume: the checkpoint (e.g. a run's checkpoints/last.ckpt) to continue training from.
     ckpt_path: Optional[str] = None
+    # Also write checkpoints/last.ckpt every N optimizer steps (null: only after each validation), so that a
+    # killed run loses at most N steps.
+    checkpoint_every_n_steps: Optional[int] = None
     # Where this run's files go; Hydra fills it in, tests set it directly.
     output_dir: str = "${hydra:runtime.output_dir}"
     # Source sentences of the validation set whose attention maps and translations are logged.

@@ -7,6 +7,7 @@ checkpoint as JSON text, so that a checkpoint alone is enough to translate.
 
 from __future__ import annotations
 
+import logging
 import math
 import time
 from typing import Any, Optional
@@ -26,6 +27,13 @@ from seq2seq.visualize import attention_figure, samples_table
 
 CHECKPOINT_KEY = "seq2seq"
 CHECKPOINT_FORMAT_VERSION = 1
+DEFAULT_MAX_NONFINITE_IN_A_ROW = 5
+
+log = logging.getLogger(__name__)
+
+
+class NonFiniteLossError(RuntimeError):
+    """The training loss was NaN or infinite for ``optim.max_nonfinite_in_a_row`` batches in a row."""
 
 
 class TranslationModule(L.LightningModule):
@@ -52,6 +60,9 @@ class TranslationModule(L.LightningModule):
         self._eval_tokens = 0
         self._eval_hypotheses: dict[int, str] = {}
         self._last_batch_end: Optional[float] = None
+        self._nonfinite_in_a_row = 0
+        self._nonfinite_total = 0
+        self._skip_update = False
 
     def attach_tokenizers(self, src_tokenizer: TextTokenizer, tgt_tokenizer: TextTokenizer) -> None:
         for name, tokenizer, vocab_size in (
@@ -82,12 +93,57 @@ class TranslationModule(L.LightningModule):
         )
         return loss_sum, real.sum()
 
-    def training_step(self, batch: Batch, batch_idx: int) -> Tensor:
+    def training_step(self, batch: Batch, batch_idx: int) -> Optional[Tensor]:
         loss_sum, num_tokens = self.loss(batch)
         loss = loss_sum / num_tokens  # averaged per target token
+        if self._is_nonfinite(loss, batch_idx):
+            # Skip the update: with one process Lightning skips backward and step for None; DDP needs every rank
+            # to run backward, so there a zero loss over all parameters, whose gradients are then dropped.
+            self._skip_update = True
+            if self.trainer.world_size == 1:
+                return None
+            return sum(parameter.sum() for parameter in self.parameters() if parameter.requires_grad) * 0.0
         self.log("train/loss", loss, prog_bar=True, batch_size=len(batch))
         self.log("train/ppl", torch.exp(loss.detach()), batch_size=len(batch))
         return loss
+
+    def _is_nonfinite(self, loss: Tensor, batch_idx: int) -> bool:
+        """Whether this batch's loss is NaN or infinite (on any rank: all ranks skip together), warning and counting
+        if so; raises NonFiniteLossError after ``optim.max_nonfinite_in_a_row`` such batches in a row."""
+        here = not bool(torch.isfinite(loss.detach()))
+        nonfinite = here
+        if self.trainer.world_size > 1:
+            nonfinite = self.trainer.strategy.reduce_boolean_decision(here, all=False)
+        if nonfinite:
+            self._nonfinite_in_a_row += 1
+            self._nonfinite_total += 1
+        else:
+            self._nonfinite_in_a_row = 0
+        self.log("train/skipped_nonfinite", float(self._nonfinite_total), on_step=True, on_epoch=False)
+        if not nonfinite:
+            return False
+        limit = self.hparams.optim.get("max_nonfinite_in_a_row", DEFAULT_MAX_NONFINITE_IN_A_ROW)
+        where = f"batch {batch_idx} of epoch {self.current_epoch} (global step {self.global_step})"
+        log.warning(
+            "non-finite training loss (%s) at %s: update skipped (%d in a row, %d in total; training stops at %d in "
+            "a row, optim.max_nonfinite_in_a_row)",
+            float(loss.detach()) if here else "on another rank", where, self._nonfinite_in_a_row, self._nonfinite_total,
+            limit,
+        )
+        if self._nonfinite_in_a_row >= limit:
+            raise NonFiniteLossError(
+                f"training stopped: the loss was NaN or infinite for {self._nonfinite_in_a_row} batches in a row "
+                f"(optim.max_nonfinite_in_a_row={limit}), the last at {where}. None of them changed the weights, so "
+                f"the checkpoints hold the weights from before; lower optim.lr, set trainer.gradient_clip_val, or "
+                f"check the data"
+            )
+        return True
+
+    def on_before_optimizer_step(self, optimizer: torch.optim.Optimizer) -> None:
+        if self._skip_update:
+            # Gradients set to None: the optimizer leaves those parameters and their state (moments) untouched.
+            optimizer.zero_grad(set_to_none=True)
+            self._skip_update = False
 
     def on_train_batch_end(self, outputs: Any, batch: Batch, batch_idx: int) -> None:
         now = time.perf_counter()

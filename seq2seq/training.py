@@ -7,19 +7,23 @@ from __future__ import annotations
 
 import logging
 import math
+import signal
 from pathlib import Path
 from typing import Any, Optional
 
 import hydra
 import lightning as L
 import torch
-from lightning.pytorch.callbacks import ProgressBar
+from lightning.pytorch.callbacks import ModelCheckpoint, ProgressBar
 from lightning.pytorch.loggers import TensorBoardLogger
 from omegaconf import DictConfig, OmegaConf
 
+from seq2seq.callbacks import GracefulShutdown, LastCheckpoint, TrainingInterrupted
 from seq2seq.checkpoint import read_checkpoint
+from seq2seq.checkpoint_io import AtomicCheckpointIO
+from seq2seq.cli import DistributedWorkerError, ddp_in_sweep_job
 from seq2seq.data import TranslationDataModule
-from seq2seq.lit_module import TranslationModule
+from seq2seq.lit_module import NonFiniteLossError, TranslationModule
 from seq2seq.validation import check_train_config
 
 log = logging.getLogger(__name__)
@@ -79,8 +83,81 @@ def _flatten(node: Any, prefix: str) -> dict[str, Any]:
     return {prefix: node}
 
 
+def find_checkpoint_dir(callbacks: list[Any], output_dir: Path) -> Path:
+    """Where ``last.ckpt`` goes: the configured ModelCheckpoint's folder, else ``<output_dir>/checkpoints``."""
+    for callback in callbacks:
+        if isinstance(callback, ModelCheckpoint) and callback.dirpath:
+            return Path(callback.dirpath)
+    return output_dir / "checkpoints"
+
+
+def fit(
+    trainer: L.Trainer,
+    module: TranslationModule,
+    datamodule: TranslationDataModule,
+    ckpt_path: Optional[Path],
+    shutdown: GracefulShutdown,
+) -> None:
+    """``trainer.fit``, with its ways of ending early turned into errors that say what happened and what is kept."""
+    from torch.multiprocessing import ProcessExitedException, ProcessRaisedException
+
+    try:
+        with shutdown.spawned_workers_stop_gracefully(trainer):
+            trainer.fit(module, datamodule=datamodule, ckpt_path=str(ckpt_path) if ckpt_path else None)
+        shutdown.after_fit(trainer)
+    except NonFiniteLossError as error:
+        last = shutdown.path
+        raise NonFiniteLossError(f"{error} (last checkpoint: {last})" if last.is_file() else str(error)) from None
+    except (ProcessRaisedException, ProcessExitedException) as error:  # a ddp_spawn worker failed
+        raise worker_error(error, shutdown) from None
+    except BaseException as error:
+        # Lightning ends the run with SystemExit after a second Ctrl-C; the callback knows what was saved.
+        if shutdown.interruption is not None:
+            raise shutdown.interruption from None
+        stop_worker_processes(trainer)
+        raise
+
+
+def stop_worker_processes(trainer: L.Trainer) -> None:
+    """Kill the ranks Lightning started as processes of their own (``strategy=ddp`` on one machine) when this one,
+    rank 0, fails: they would otherwise wait in their next collective until it times out (30 minutes and more).
+    (Lightning already ends the job when one of *them* fails.)"""
+    from lightning.pytorch.strategies.launchers import _SubprocessScriptLauncher
+
+    launcher = trainer.strategy.launcher
+    if isinstance(launcher, _SubprocessScriptLauncher) and launcher.procs:
+        log.error("rank 0 failed: stopping the other ranks")
+        launcher.kill(signal.SIGKILL)
+
+
+# Errors whose message says it all: a worker's traceback for them only goes to the debug log.
+_CLEAN_ERRORS = ("ValueError", "ConfigError", "CheckpointError", "FileNotFoundError", "PermissionError",
+                 "NonFiniteLossError")
+
+
+def worker_error(error: Exception, shutdown: GracefulShutdown) -> Exception:
+    """The error to report for a failed ``ddp_spawn`` worker: its own (the last line of its traceback), by rank."""
+    rank = getattr(error, "error_index", "?")
+    lines = [line.strip() for line in str(getattr(error, "msg", error)).splitlines() if line.strip()]
+    last = lines[-1] if lines else type(error).__name__
+    interrupted = TrainingInterrupted.from_worker(last, shutdown.path)
+    if interrupted is not None:
+        return interrupted
+    error_type = last.split(":", 1)[0].rsplit(".", 1)[-1]
+    log.log(logging.DEBUG if error_type in _CLEAN_ERRORS else logging.ERROR, "DDP rank %s failed:%s", rank,
+            getattr(error, "msg", error))
+    if error_type in _CLEAN_ERRORS and ": " in last:
+        last = last.split(": ", 1)[1]
+    return DistributedWorkerError(f"DDP rank {rank} failed: {last}")
+
+
 def train(cfg: DictConfig) -> dict[str, float]:
     """Train (or resume) as ``cfg`` says; returns the final metrics."""
+    with ddp_in_sweep_job():  # in a sweep: DDP ranks join this job, and leave nothing behind for the next
+        return _train(cfg)
+
+
+def _train(cfg: DictConfig) -> dict[str, float]:
     check_train_config(cfg)
     # Relative data paths mean what the user typed, relative to where the command ran.
     cfg.data.root = str(Path(cfg.data.root).expanduser().resolve())
@@ -103,6 +180,8 @@ def train(cfg: DictConfig) -> dict[str, float]:
     datamodule = make_datamodule(cfg.data, tokenizer_dir)
     datamodule.prepare_data()
     datamodule.setup("fit")
+    if cfg.test_after_training and "test" in datamodule.splits:
+        datamodule.encoded_split("test")  # a bad test file is an error now, not after training
 
     module = TranslationModule(
         model=OmegaConf.to_container(cfg.model, resolve=True),
@@ -125,19 +204,29 @@ def train(cfg: DictConfig) -> dict[str, float]:
     if not cfg.trainer.get("enable_progress_bar", True):
         # trainer.enable_progress_bar=false wins over the progress bar in the callbacks group.
         callbacks = [callback for callback in callbacks if not isinstance(callback, ProgressBar)]
+    checkpoint_dir = find_checkpoint_dir(callbacks, output_dir)
+    if cfg.trainer.get("enable_checkpointing", True):
+        # last.ckpt, the file to resume from: after every epoch and validation, and every N steps if asked.
+        callbacks.append(LastCheckpoint(dirpath=str(checkpoint_dir), every_n_steps=cfg.get("checkpoint_every_n_steps")))
+    shutdown = GracefulShutdown(dirpath=str(checkpoint_dir))
+    callbacks.append(shutdown)
+    trainer_args = OmegaConf.to_container(cfg.trainer, resolve=True)
+    # Every checkpoint is written to a temporary file, fsync-ed and renamed: a kill never leaves half of one.
+    plugins = [*(trainer_args.pop("plugins", None) or []), AtomicCheckpointIO()]
     trainer = L.Trainer(
-        **OmegaConf.to_container(cfg.trainer, resolve=True),
+        **trainer_args,
         logger=loggers or False,
         callbacks=callbacks,
         default_root_dir=str(output_dir),
+        plugins=plugins,
     )
     if trainer.global_rank == 0:
         log_hparams(loggers, cfg)
-    trainer.fit(module, datamodule=datamodule, ckpt_path=str(ckpt_path) if ckpt_path else None)
+    fit(trainer, module, datamodule, ckpt_path, shutdown)
 
     metrics = {name: float(value) for name, value in trainer.callback_metrics.items()}
     if cfg.test_after_training and not trainer.interrupted:
-        best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
+        best = getattr(trainer.checkpoint_callback, "best_model_path", "")
         results = trainer.test(module, datamodule=datamodule, ckpt_path=best or None, weights_only=False)
         metrics.update({name: float(value) for name, value in (results[0] if results else {}).items()})
     log.info("outputs in %s", output_dir)

@@ -10,13 +10,18 @@ the trainer's world size and rank, equal batch counts on every rank), so Lightni
 ``DistributedSampler``: set ``trainer.use_distributed_sampler: false`` (checked in ``train_dataloader``).
 Validation and test loaders are not sharded: every rank evaluates the whole (small) split, so metrics need
 no gathering and no example is counted twice.
+
+Resuming: the training loader implements Lightning's ``state_dict``/``load_state_dict`` interface for data
+loaders. Every checkpoint records the epoch and how many of its batches are done; a run restarted from a
+mid-epoch checkpoint continues that epoch with the next batch, in the same order, instead of replaying it.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import lightning as L
 import torch
@@ -222,7 +227,12 @@ class TranslationDataModule(L.LightningDataModule):
             num_replicas=num_replicas,
             rank=rank,
         )
-        return self._loader(split, sampler)
+        return ResumableLoader(
+            TranslationDataset(split),
+            batches_done=self._train_batches_done,
+            batch_sampler=sampler,
+            **self._loader_options(),
+        )
 
     def val_dataloader(self) -> DataLoader:
         return self.dataloader("val")
@@ -277,14 +287,21 @@ class TranslationDataModule(L.LightningDataModule):
     # --- internals ------------------------------------------------------------------------------------
 
     def _loader(self, encoded: EncodedSplit, sampler: BucketBatchSampler) -> DataLoader:
-        return DataLoader(
-            TranslationDataset(encoded),
-            batch_sampler=sampler,
+        return DataLoader(TranslationDataset(encoded), batch_sampler=sampler, **self._loader_options())
+
+    def _loader_options(self) -> dict[str, Any]:
+        return dict(
             collate_fn=collate,
             num_workers=self.num_workers,
             persistent_workers=self.num_workers > 0,
             pin_memory=torch.cuda.is_available(),
         )
+
+    def _train_batches_done(self) -> int:
+        """Training batches this rank has finished in the current epoch: Lightning's own count, which is where
+        a run restarted from a checkpoint written now carries on (0 outside a fit)."""
+        epoch_loop = getattr(getattr(self.trainer, "fit_loop", None), "epoch_loop", None)
+        return int(epoch_loop.batch_progress.current.processed) if epoch_loop is not None else 0
 
     def _split_key(self, split: str) -> str:
         if split not in self.splits:
@@ -383,6 +400,42 @@ class TranslationDataModule(L.LightningDataModule):
                     )
         log.info("%s: %d pairs", description, len(encoded))
         return encoded
+
+
+class ResumableLoader(DataLoader):
+    """The training loader: a ``DataLoader`` over a :class:`BucketBatchSampler` that Lightning can resume mid-epoch.
+
+    Lightning saves ``state_dict()`` in every checkpoint and, when a run restarts in the middle of an epoch,
+    passes it to ``load_state_dict`` before the first batch (a loader without these methods would start the
+    epoch over, training twice on its first batches and never on its last). ``batches_done`` returns how many
+    of the current epoch's batches are finished at the moment of saving.
+    """
+
+    def __init__(self, *args: Any, batches_done: Callable[[], int], **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._batches_done = batches_done
+
+    def state_dict(self) -> dict[str, int]:
+        sampler = self.batch_sampler
+        return {
+            "epoch": sampler.epoch,
+            "batches_done": self._batches_done(),
+            "num_batches": len(sampler),
+            "num_replicas": sampler.num_replicas,
+        }
+
+    def load_state_dict(self, state: dict[str, int]) -> None:
+        sampler = self.batch_sampler
+        saved = (state.get("num_batches"), state.get("num_replicas"))
+        if saved != (len(sampler), sampler.num_replicas):
+            log.warning(
+                "the checkpoint was written with %s batches per epoch on each of %s ranks, this run has %d on each "
+                "of %d (different data, batch settings or number of devices): the interrupted epoch starts over",
+                *saved, len(sampler), sampler.num_replicas,
+            )
+            return
+        sampler.resume(int(state["epoch"]), int(state["batches_done"]))
+        log.info("resuming epoch %d after its first %d batches", state["epoch"], state["batches_done"])
 
 
 def _check_choice(key: str, value: str, valid: tuple[str, ...]) -> None:

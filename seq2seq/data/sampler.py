@@ -15,6 +15,11 @@ list are repeated so that every rank runs exactly the same number of steps — a
 would hang the others in the gradient all-reduce. Every example is then seen at least once per epoch, a
 few twice. With ``drop_last=True`` those tail batches are dropped instead (some examples are skipped
 that epoch). With one replica every example is seen exactly once and ``drop_last`` has no effect.
+
+Resuming mid-epoch: ``resume(epoch, batches_done)`` makes the next pass over that epoch skip the batches
+this rank already trained on, so a run restarted from a mid-epoch checkpoint sees exactly the batches the
+uninterrupted run would have. Every rank trains the same number of steps, so the same ``batches_done``
+is right for every rank. ``len()`` stays the full epoch: Lightning counts the skipped batches as done.
 """
 
 from __future__ import annotations
@@ -82,6 +87,7 @@ class BucketBatchSampler(Sampler[list[int]]):
         self.rank = rank
         self.drop_last = drop_last
         self.epoch = 0
+        self._resume_at: tuple[int, int] | None = None  # (epoch, batches to skip in it)
         self._batch_sizes = self._plan_batch_sizes(sorted(self.lengths))
         num_batches = len(self._batch_sizes)
         if drop_last and num_batches < num_replicas:
@@ -107,6 +113,17 @@ class BucketBatchSampler(Sampler[list[int]]):
     def set_epoch(self, epoch: int) -> None:
         """Choose the epoch whose order ``__iter__`` yields (Lightning calls this every epoch)."""
         self.epoch = epoch
+
+    def resume(self, epoch: int, batches_done: int) -> None:
+        """Continue ``epoch`` after its first ``batches_done`` batches (of this rank), as a restarted run must.
+
+        Only a pass over ``epoch`` skips them, so resuming from a checkpoint written at the end of an epoch
+        (``batches_done == len(self)``, and Lightning moves on to the next epoch) skips nothing.
+        """
+        if not 0 <= batches_done <= len(self):
+            raise ValueError(f"batches_done must be in [0, {len(self)}], got {batches_done}")
+        self.epoch = epoch
+        self._resume_at = (epoch, batches_done)
 
     @property
     def sampler(self) -> BucketBatchSampler:
@@ -135,7 +152,11 @@ class BucketBatchSampler(Sampler[list[int]]):
         return batches[:total]
 
     def __iter__(self) -> Iterator[list[int]]:
-        yield from self._all_batches()[self.rank :: self.num_replicas]
+        batches = self._all_batches()[self.rank :: self.num_replicas]
+        if self._resume_at is not None and self._resume_at[0] == self.epoch:
+            batches = batches[self._resume_at[1] :]
+            self._resume_at = None
+        yield from batches
 
     def __len__(self) -> int:
         return self._num_batches_per_rank
