@@ -9,14 +9,12 @@ from pathlib import Path
 
 import torch
 from hydra import compose, initialize_config_dir
-from omegaconf import OmegaConf
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from seq2seq.config import register_configs  # noqa: E402
-from seq2seq.lit_module import TranslationModule  # noqa: E402
-from seq2seq.training import make_datamodule  # noqa: E402
+from seq2seq.training import make_datamodule, make_module  # noqa: E402
 
 register_configs()
 
@@ -32,15 +30,7 @@ def build(cfg, tokenizer_dir: Path | None = None):
     datamodule = make_datamodule(cfg.data, tokenizer_dir)
     datamodule.prepare_data()
     datamodule.setup("fit")
-    module = TranslationModule(
-        model=OmegaConf.to_container(cfg.model, resolve=True),
-        src_vocab_size=datamodule.src_tokenizer.vocab_size,
-        tgt_vocab_size=datamodule.tgt_tokenizer.vocab_size,
-        optim=OmegaConf.to_container(cfg.optim, resolve=True),
-        decode=OmegaConf.to_container(cfg.decode, resolve=True),
-    )
-    module.attach_tokenizers(datamodule.src_tokenizer, datamodule.tgt_tokenizer)
-    return datamodule, module
+    return datamodule, make_module(cfg, datamodule)
 
 
 def environment(device: torch.device) -> dict:

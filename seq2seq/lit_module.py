@@ -159,6 +159,13 @@ class TranslationModule(L.LightningModule):
         # One pass over the gradients both clips and measures their norm (before clipping).
         max_norm = gradient_clip_val if gradient_clip_val else math.inf
         grad_norm = torch.nn.utils.clip_grad_norm_(self.parameters(), max_norm)
+        if not torch.isfinite(grad_norm):
+            # A finite loss can still overflow in backward; an update with inf/NaN gradients would ruin
+            # the weights. Dropping the gradients makes the optimizer skip every parameter this step.
+            log.warning("gradient norm is %s at global step %d: this update is skipped", float(grad_norm),
+                        self.global_step)
+            for parameter in self.parameters():
+                parameter.grad = None
         self.log("train/grad_norm", grad_norm, on_step=True, on_epoch=False)
 
     def validation_step(self, batch: Batch, batch_idx: int) -> None:

@@ -47,6 +47,23 @@ def make_datamodule(data: DictConfig, tokenizer_dir: Optional[Path]) -> Translat
     return TranslationDataModule(**settings, tokenizer_dir=str(tokenizer_dir) if tokenizer_dir else None)
 
 
+def make_module(cfg: DictConfig, datamodule: TranslationDataModule) -> TranslationModule:
+    """The LightningModule for a prepared DataModule: vocabulary sizes come from its tokenizers."""
+    module = TranslationModule(
+        model=OmegaConf.to_container(cfg.model, resolve=True),
+        src_vocab_size=datamodule.src_tokenizer.vocab_size,
+        tgt_vocab_size=datamodule.tgt_tokenizer.vocab_size,
+        optim=OmegaConf.to_container(cfg.optim, resolve=True),
+        decode=OmegaConf.to_container(cfg.decode, resolve=True),
+        monitor=cfg.monitor,
+        monitor_mode=cfg.monitor_mode,
+        num_logged_samples=cfg.num_logged_samples,
+    )
+    module.attach_tokenizers(datamodule.src_tokenizer, datamodule.tgt_tokenizer)
+    module.data_config = OmegaConf.to_container(cfg.data, resolve=True)
+    return module
+
+
 def instantiate_list(node: Optional[DictConfig]) -> list[Any]:
     """Instantiate every ``_target_`` entry of a callbacks/logger group."""
     if not node:
@@ -183,18 +200,7 @@ def _train(cfg: DictConfig) -> dict[str, float]:
     if cfg.test_after_training and "test" in datamodule.splits:
         datamodule.encoded_split("test")  # a bad test file is an error now, not after training
 
-    module = TranslationModule(
-        model=OmegaConf.to_container(cfg.model, resolve=True),
-        src_vocab_size=datamodule.src_tokenizer.vocab_size,
-        tgt_vocab_size=datamodule.tgt_tokenizer.vocab_size,
-        optim=OmegaConf.to_container(cfg.optim, resolve=True),
-        decode=OmegaConf.to_container(cfg.decode, resolve=True),
-        monitor=cfg.monitor,
-        monitor_mode=cfg.monitor_mode,
-        num_logged_samples=cfg.num_logged_samples,
-    )
-    module.attach_tokenizers(datamodule.src_tokenizer, datamodule.tgt_tokenizer)
-    module.data_config = OmegaConf.to_container(cfg.data, resolve=True)
+    module = make_module(cfg, datamodule)
     parameters = sum(p.numel() for p in module.parameters() if p.requires_grad)
     log.info("model: %s trainable parameters; source vocabulary %d, target vocabulary %d",
              f"{parameters:,}", datamodule.src_tokenizer.vocab_size, datamodule.tgt_tokenizer.vocab_size)

@@ -40,3 +40,31 @@ def test_attached_tokenizer_must_match_the_vocabulary():
     tokenizer = TextTokenizer.train(["a b c"], kind="word", vocab_size=100, min_frequency=1)
     with pytest.raises(ValueError, match="source tokenizer has 7 tokens but the model was built for 11"):
         module.attach_tokenizers(tokenizer, tokenizer)
+
+
+def test_an_update_with_non_finite_gradients_is_skipped(monkeypatch):
+    torch.manual_seed(0)
+    module = make_module(True, 0.0)
+    monkeypatch.setattr(module, "log", lambda *args, **kwargs: None)
+    optimizer = torch.optim.Adam(module.parameters(), lr=0.1)
+    batch = collate([(0, [4, 5, 6], [7, 8]), (1, [5], [7])])
+    loss_sum, count = module.loss(batch)
+    (loss_sum / count).backward()
+    next(module.parameters()).grad[0, 0] = float("inf")
+    before = [p.detach().clone() for p in module.parameters()]
+    module.configure_gradient_clipping(optimizer, gradient_clip_val=1.0)
+    optimizer.step()
+    assert all(p.grad is None for p in module.parameters())
+    assert all(torch.equal(a, b) for a, b in zip(before, module.parameters()))
+
+
+def test_finite_gradients_are_clipped_to_the_limit(monkeypatch):
+    torch.manual_seed(0)
+    module = make_module(True, 0.0)
+    monkeypatch.setattr(module, "log", lambda *args, **kwargs: None)
+    batch = collate([(0, [4, 5, 6], [7, 8]), (1, [5], [7])])
+    loss_sum, _ = module.loss(batch)
+    (loss_sum * 100).backward()
+    module.configure_gradient_clipping(None, gradient_clip_val=0.5)
+    norm = torch.linalg.vector_norm(torch.stack([p.grad.norm() for p in module.parameters()]))
+    assert abs(float(norm) - 0.5) < 1e-4
