@@ -67,3 +67,30 @@ def test_fused_weights_pass_gradients_to_the_module():
     got = torch.autograd.grad(torch.stack(outputs, 1).sum(), list(rnn.parameters()))
     for g, e in zip(got, expected):
         torch.testing.assert_close(g, e, rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize("rnn_type", ["lstm", "gru"])
+@pytest.mark.parametrize("attention", ["bahdanau", "general"])
+def test_input_feeding_decoder_equals_the_plain_per_step_module_loop_in_fp32(rnn_type, attention):
+    """The fast path (projection before the loop, fused cells) against nn.LSTM/nn.GRU called step by step."""
+    from seq2seq.models import Seq2Seq
+
+    torch.manual_seed(0)
+    model = Seq2Seq(11, 13, src_embedding_dim=8, tgt_embedding_dim=8, hidden_size=12, encoder_num_layers=2,
+                    decoder_num_layers=2, rnn_type=rnn_type, attention=attention, input_feeding=True).eval()
+    src = torch.randint(1, 11, (3, 6))
+    src_lengths = torch.tensor([6, 2, 4])
+    tgt_in = torch.randint(1, 13, (3, 5))
+    with torch.no_grad():
+        memory, state = model.encode(src, src_lengths)
+        fast = model.decoder(tgt_in, memory, state)
+        decoder = model.decoder
+        embedded = decoder.embedding(tgt_in)
+        outputs = []
+        for t in range(tgt_in.shape[1]):
+            rnn_input = torch.cat([embedded[:, t], state.attentional], dim=-1).unsqueeze(1)  # (B, 1, E + H)
+            rnn_output, rnn_state = decoder.rnn(rnn_input, state.rnn)
+            output, _ = decoder.attend(rnn_output, memory)
+            state = type(state)(rnn_state, output.squeeze(1))
+            outputs.append(output.squeeze(1))
+    torch.testing.assert_close(fast.outputs, torch.stack(outputs, 1), rtol=0, atol=1e-5)
