@@ -127,7 +127,7 @@ def fit(
         raise NonFiniteLossError(f"{error} (last checkpoint: {last})" if last.is_file() else str(error)) from None
     except (ProcessRaisedException, ProcessExitedException) as error:  # a ddp_spawn worker failed
         raise worker_error(error, shutdown) from None
-    except BaseException as error:
+    except BaseException:
         # Lightning ends the run with SystemExit after a second Ctrl-C; the callback knows what was saved.
         if shutdown.interruption is not None:
             raise shutdown.interruption from None

@@ -125,7 +125,7 @@ def test_sigterm_saves_a_checkpoint_and_prints_how_to_resume_from_any_directory(
     message = stderr.strip().splitlines()[-1]
     checkpoint = first_dir / "run" / "checkpoints" / "last.ckpt"
     assert message.startswith("training stopped by SIGTERM at global step 4; saved ")
-    assert f"Resume with: python train.py " in message and f"ckpt_path={checkpoint}" in message
+    assert "Resume with: python train.py " in message and f"ckpt_path={checkpoint}" in message
     assert read_checkpoint(checkpoint).global_step == 4
     assert (first_dir / "numbers" / "train.de").is_file()  # data.root=numbers was taken relative to first/
 

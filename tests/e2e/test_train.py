@@ -6,12 +6,11 @@ import subprocess
 from pathlib import Path
 
 import pytest
-import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from seq2seq.checkpoint import read_checkpoint
 from seq2seq.training import train
-from tests.e2e.conftest import REPO, script_command, tiny_overrides
+from tests.e2e.conftest import script_command, tiny_overrides
 
 pytestmark = pytest.mark.slow
 
