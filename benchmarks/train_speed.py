@@ -16,6 +16,7 @@ import statistics
 import time
 
 import torch
+from lightning.fabric.utilities.apply_func import move_data_to_device
 
 from common import build, compose_config, environment, pick_device
 
@@ -54,8 +55,7 @@ def main() -> None:
     for step in range(args.warmup + args.steps):
         batch = next(stream)
         num_tokens, num_sentences = batch.num_tgt_tokens, len(batch)
-        batch = type(batch)(*(t.to(device, non_blocking=True) for t in (batch.src, batch.src_lengths, batch.tgt_in,
-                                                                         batch.tgt_out, batch.indices)))
+        batch = move_data_to_device(batch, device)
         if device.type == "cuda":
             torch.cuda.synchronize()
         start = time.perf_counter()

@@ -16,7 +16,7 @@ pytestmark = pytest.mark.slow
 
 
 def scalars(run_dir: Path) -> EventAccumulator:
-    events = EventAccumulator(str(run_dir / "tensorboard"), size_guidance={"scalars": 0, "images": 0})
+    events = EventAccumulator(str(run_dir / "tensorboard"), size_guidance={"scalars": 0, "images": 0, "tensors": 0})
     events.Reload()
     return events
 
@@ -33,6 +33,11 @@ def test_train_writes_events_checkpoints_and_tokenizers(train_config, tmp_path):
                 "val/chrf", "val/exact_match"):
         assert tag in tags, f"{tag} not logged; got {sorted(tags)}"
     assert any(tag.startswith("attention/") for tag in events.Tags()["images"])
+    assert "samples/val/text_summary" in events.Tags()["tensors"]  # the table of sample translations
+    hparams = events.PluginTagToContent("hparams")  # TensorBoard's HParams view: settings and metric columns
+    assert {"_hparams_/experiment", "_hparams_/session_start_info"} <= set(hparams)
+    assert b"model.hidden_size" in hparams["_hparams_/session_start_info"]
+    assert b"val/bleu" in hparams["_hparams_/experiment"]
     assert "test/bleu" in metrics and 0.0 <= metrics["test/exact_match"] <= 1.0
     # The checkpoint is self-contained and loads without unpickling code.
     stored = read_checkpoint(run / "checkpoints" / "last.ckpt")
