@@ -36,9 +36,12 @@ def main() -> None:
     torch.manual_seed(0)
     device = pick_device(args.device)
     cfg = compose_config(args.overrides)
+    cfg.optim.scheduler = "none"  # a schedule changes no step's cost, and cosine would need a Trainer
     datamodule, module = build(cfg)
     module.to(device).train()
-    optimizer = torch.optim.Adam(module.parameters(), lr=cfg.optim.lr)
+    optimizer = module.configure_optimizers()  # the optimizer training uses (its scheduler is left out)
+    if isinstance(optimizer, dict):
+        optimizer = optimizer["optimizer"]
     clip = cfg.trainer.gradient_clip_val
     autocast_dtype = {"bf16-mixed": torch.bfloat16, "16-mixed": torch.float16}.get(args.precision)
 

@@ -264,8 +264,15 @@ class TranslationModule(L.LightningModule):
     def configure_optimizers(self):
         settings = self.hparams.optim
         optimizer_class = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW}[settings["optimizer"]]
+        # The fused kernel updates every parameter in one pass (CPU and CUDA); on this model's 14.7 M
+        # parameters it takes a quarter of the time of the default per-parameter loop (benchmarks/README.md).
+        fused = all(parameter.device.type in ("cpu", "cuda") for parameter in self.parameters())
         optimizer = optimizer_class(
-            self.parameters(), lr=settings["lr"], betas=tuple(settings["betas"]), weight_decay=settings["weight_decay"]
+            self.parameters(),
+            lr=settings["lr"],
+            betas=tuple(settings["betas"]),
+            weight_decay=settings["weight_decay"],
+            fused=fused,
         )
         scheduler = settings["scheduler"]
         if scheduler == "none":

@@ -68,3 +68,25 @@ def test_finite_gradients_are_clipped_to_the_limit(monkeypatch):
     module.configure_gradient_clipping(None, gradient_clip_val=0.5)
     norm = torch.linalg.vector_norm(torch.stack([p.grad.norm() for p in module.parameters()]))
     assert abs(float(norm) - 0.5) < 1e-4
+
+
+@pytest.mark.parametrize("optimizer_name", ["adam", "adamw"])
+def test_the_fused_optimizer_updates_as_the_plain_one(optimizer_name):
+    torch.manual_seed(0)
+    module = make_module(True, 0.0)
+    module.hparams.optim = {**OPTIM, "optimizer": optimizer_name, "weight_decay": 0.01}
+    fused = module.configure_optimizers()
+    assert fused.defaults["fused"] is True
+    plain_module = make_module(True, 0.0)
+    plain_module.load_state_dict(module.state_dict())
+    plain_class = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW}[optimizer_name]
+    plain = plain_class(plain_module.parameters(), lr=1e-3, weight_decay=0.01, foreach=False)
+    batches = [collate([(0, [4, 5, 6], [7, 8]), (1, [5], [7])]), collate([(0, [6, 7], [9, 10, 11])])]
+    for batch in batches * 3:
+        for each_module, optimizer in ((module, fused), (plain_module, plain)):
+            optimizer.zero_grad()
+            loss_sum, count = each_module.loss(batch)
+            (loss_sum / count).backward()
+            optimizer.step()
+    for a, b in zip(module.parameters(), plain_module.parameters()):
+        torch.testing.assert_close(a, b, atol=1e-6, rtol=1e-5)
