@@ -63,6 +63,7 @@ class TranslationModule(L.LightningModule):
         self._nonfinite_in_a_row = 0
         self._nonfinite_total = 0
         self._skip_update = False
+        self._base_seed = 0
 
     def attach_tokenizers(self, src_tokenizer: TextTokenizer, tgt_tokenizer: TextTokenizer) -> None:
         for name, tokenizer, vocab_size in (
@@ -144,6 +145,18 @@ class TranslationModule(L.LightningModule):
             # Gradients set to None: the optimizer leaves those parameters and their state (moments) untouched.
             optimizer.zero_grad(set_to_none=True)
             self._skip_update = False
+
+    def on_fit_start(self) -> None:
+        self._base_seed = torch.initial_seed()  # train() seeded everything with cfg.seed just before
+
+    def on_train_batch_start(self, batch: Batch, batch_idx: int) -> None:
+        # Dropout draws from the global generator. Seeding it from where training is (step, micro-batch of an
+        # accumulated step, rank) makes every batch's dropout masks a function of that place alone, so a run
+        # resumed from a checkpoint draws exactly the masks the uninterrupted run drew (checkpoints do not hold
+        # generator states, and the data loader draws from the generator when an epoch begins).
+        micro_batch = batch_idx % self.trainer.accumulate_grad_batches
+        place = (self._base_seed, self.trainer.global_step, micro_batch, self.global_rank)
+        torch.manual_seed(hash(place) % 2**63)  # hash() of a tuple of ints is the same in every process
 
     def on_train_batch_end(self, outputs: Any, batch: Batch, batch_idx: int) -> None:
         now = time.perf_counter()

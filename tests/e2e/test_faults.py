@@ -1,9 +1,9 @@
 """Faults during real runs: kill -9 at three moments, SIGTERM, NaN losses, a failing DDP rank, DDP in a sweep.
 
 The faults come from test-only callbacks (tests/helpers) given on the command line like any other callback,
-so each one strikes at a chosen step, deterministically. Runs have dropout 0: a resumed run then computes
-exactly the losses of an uninterrupted one, which shows that weights, optimizer state and data order all
-continue from the checkpoint.
+so each one strikes at a chosen step, deterministically. Runs have dropout 0.2: a resumed run computing
+exactly the losses of an uninterrupted one shows that weights, optimizer state, data order and dropout masks
+all continue from the checkpoint.
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ STEPS_PER_EPOCH = 7  # 200 training pairs in batches of 32
 def overrides(tmp_path: Path, *extra: str, script: bool = True) -> list[str]:
     """tiny_overrides, with later settings replacing earlier ones of the same key (Hydra refuses duplicates)."""
     base = [o for o in tiny_overrides(tmp_path) if not (script and o.startswith("output_dir="))]
-    base += ["model.dropout=0", "test_after_training=false", "num_logged_samples=0", "checkpoint_every_n_steps=2"]
+    base += ["model.dropout=0.2", "test_after_training=false", "num_logged_samples=0", "checkpoint_every_n_steps=2"]
     keys = {o.split("=", 1)[0] for o in extra}
     return [o for o in base if o.split("=", 1)[0] not in keys] + list(extra)
 
