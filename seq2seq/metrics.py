@@ -2,10 +2,31 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from typing import Sequence
 
 import sacrebleu
+
+
+class OncePerMessage(logging.Filter):
+    """Lets each distinct message through once. sacreBLEU warns about tokenized text (the tokenized Multi30k
+    copy, say) on every call, and a training run scores every validation: once is enough."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.seen: set[str] = set()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        if message in self.seen:
+            return False
+        self.seen.add(message)
+        return True
+
+
+SACREBLEU_WARNINGS = OncePerMessage()
+logging.getLogger("sacrebleu").addFilter(SACREBLEU_WARNINGS)
 
 
 @dataclass
