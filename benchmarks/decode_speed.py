@@ -18,9 +18,10 @@ from pathlib import Path
 
 import torch
 
-from common import build, compose_config, environment, pick_device
+from common import build, compose_config, environment
 from seq2seq.checkpoint import read_checkpoint
 from seq2seq.search import beam_search, greedy_search
+from seq2seq.translate import build_model, resolve_device
 
 
 def main() -> None:
@@ -38,19 +39,21 @@ def main() -> None:
 
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
-    device = pick_device(args.device)
+    device = resolve_device(args.device)
     cfg = compose_config(args.overrides)
     if args.ckpt:
-        # The checkpoint's own tokenizers, so that token ids mean what the weights learned.
+        # The model as the checkpoint describes it (whatever the overrides say), and its own tokenizers to
+        # encode the split, so that token ids mean what the weights learned.
         stored = read_checkpoint(Path(args.ckpt), key="--ckpt")
-        tokenizer_dir = Path(tempfile.mkdtemp(prefix="seq2seq-bench-"))
-        stored.src_tokenizer.save(tokenizer_dir / "src_tokenizer.json")
-        stored.tgt_tokenizer.save(tokenizer_dir / "tgt_tokenizer.json")
-        datamodule, module = build(cfg, tokenizer_dir)
-        module.load_state_dict(stored.state_dict)
+        model = build_model(stored, key="--ckpt")
+        with tempfile.TemporaryDirectory(prefix="seq2seq-bench-") as tokenizer_dir:
+            stored.src_tokenizer.save(Path(tokenizer_dir) / "src_tokenizer.json")
+            stored.tgt_tokenizer.save(Path(tokenizer_dir) / "tgt_tokenizer.json")
+            datamodule, _ = build(cfg, Path(tokenizer_dir))
     else:
         datamodule, module = build(cfg)
-    model = module.model.to(device).eval()
+        model = module.model
+    model = model.to(device).eval()
     split = datamodule.encoded_split(args.split)
     order = sorted(range(len(split)), key=lambda i: len(split.src_ids[i]))  # length-sorted batches, as evaluate.py does
     batches = [datamodule.batch(args.split, order[i:i + args.batch_size]) for i in range(0, len(order), args.batch_size)]

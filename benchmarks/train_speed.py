@@ -18,7 +18,8 @@ import time
 import torch
 from lightning.fabric.utilities.apply_func import move_data_to_device
 
-from common import build, compose_config, environment, pick_device
+from common import build, compose_config, environment
+from seq2seq.translate import resolve_device
 
 
 def main() -> None:
@@ -34,14 +35,12 @@ def main() -> None:
 
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
-    device = pick_device(args.device)
+    device = resolve_device(args.device)
     cfg = compose_config(args.overrides)
     cfg.optim.scheduler = "none"  # a schedule changes no step's cost, and cosine would need a Trainer
     datamodule, module = build(cfg)
     module.to(device).train()
-    optimizer = module.configure_optimizers()  # the optimizer training uses (its scheduler is left out)
-    if isinstance(optimizer, dict):
-        optimizer = optimizer["optimizer"]
+    optimizer = module.configure_optimizers()  # the optimizer training uses (scheduler "none": just that)
     clip = cfg.trainer.gradient_clip_val
     autocast_dtype = {"bf16-mixed": torch.bfloat16, "16-mixed": torch.float16}.get(args.precision)
 

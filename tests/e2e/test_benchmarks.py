@@ -1,0 +1,49 @@
+"""The benchmark scripts run end to end and print one JSON object each (their figures are not asserted)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from seq2seq.checkpoint import read_checkpoint
+from seq2seq.training import train
+from tests.e2e.conftest import REPO, compose_train, tiny_overrides
+
+pytestmark = pytest.mark.slow
+
+
+def data_overrides(tmp_path) -> list[str]:
+    """tiny_overrides less output_dir, which the benchmarks set themselves."""
+    return [o for o in tiny_overrides(tmp_path) if not o.startswith("output_dir=")]
+
+
+def run_benchmark(script: str, *args: str) -> dict:
+    result = subprocess.run([sys.executable, str(REPO / "benchmarks" / script), "--threads", "1", *args],
+                            capture_output=True, text=True, timeout=300, cwd=REPO)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def test_train_speed_prints_its_figures(tmp_path):
+    report = run_benchmark("train_speed.py", "--steps", "4", "--warmup", "1", "--block", "2",
+                           *data_overrides(tmp_path), "optim.scheduler=cosine")
+    assert report["benchmark"] == "train" and report["steps"] == 4
+    assert report["tgt_tokens_per_sec"] > 0 and report["sentences_per_sec"] > 0
+    assert report["tgt_tokens_per_sec_min"] <= report["tgt_tokens_per_sec"] <= report["tgt_tokens_per_sec_max"]
+    assert report["threads"] == 1 and report["device"] == "cpu"
+
+
+def test_decode_speed_uses_the_checkpoints_model_whatever_the_overrides(tmp_path):
+    train(compose_train(tiny_overrides(tmp_path) + ["trainer.max_epochs=1", "test_after_training=false"]))
+    checkpoint = tmp_path / "run" / "checkpoints" / "last.ckpt"
+    trained_size = sum(value.numel() for name, value in read_checkpoint(checkpoint).state_dict.items()
+                       if name.startswith("model."))
+    # The overrides describe another model size: the checkpoint's own settings must win.
+    report = run_benchmark("decode_speed.py", "--ckpt", str(checkpoint), "--repeats", "1", "--max-length", "20",
+                           *data_overrides(tmp_path), "model.hidden_size=32")
+    assert report["parameters"] == trained_size
+    assert report["sentences"] == 20
+    assert report["greedy_sentences_per_sec"] > 0 and report["beam5_sentences_per_sec"] > 0
