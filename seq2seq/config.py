@@ -34,6 +34,12 @@ class ModelConfig:
     input_feeding: bool = True
     dropout: float = 0.2
     tie_embeddings: bool = False
+    # How parameters start (seq2seq/models/initialization.py): uniform (every parameter from
+    # U(-init_range, init_range)), xavier (Glorot matrices, zero biases) or pytorch (each module's default).
+    init: str = "uniform"
+    init_range: float = 0.1
+    # LSTM forget-gate bias at the start (null: as the scheme draws it).
+    lstm_forget_bias: Optional[float] = None
 
 
 @dataclass

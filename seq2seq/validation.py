@@ -15,6 +15,7 @@ from omegaconf import DictConfig
 from seq2seq.models.attention import KINDS as ATTENTION_KINDS
 from seq2seq.models.bridge import STRATEGIES as BRIDGE_STRATEGIES
 from seq2seq.models.encoder import RNN_TYPES
+from seq2seq.models.initialization import SCHEMES as INIT_SCHEMES
 
 TOKENIZER_KINDS = ("word", "char", "bpe")
 DATA_NAMES = ("numbers", "multi30k", "text")
@@ -44,6 +45,14 @@ def check_model(model: DictConfig, key: str = "model") -> None:
     for name in ("encoder_hidden_size", "attention_size"):
         _require(model[name] is None or model[name] > 0, f"{key}.{name}", f"must be positive or null, got {model[name]}")
     _require(0.0 <= model.dropout < 1.0, f"{key}.dropout", f"must be in [0, 1), got {model.dropout}")
+    _one_of(model.init, INIT_SCHEMES, f"{key}.init")
+    if model.init == "uniform":
+        _require(0.0 < model.init_range <= 1.0, f"{key}.init_range", f"must be in (0, 1] for init 'uniform', got {model.init_range}")
+    _require(
+        model.lstm_forget_bias is None or model.rnn_type == "lstm",
+        f"{key}.lstm_forget_bias",
+        f"sets an LSTM's forget gate; the model is a {model.rnn_type!r}: leave it null",
+    )
     _require(
         model.bidirectional or model.bridge not in ("sum", "mean"),
         f"{key}.bridge",

@@ -9,6 +9,7 @@ from torch import Tensor, nn
 from seq2seq.models.bridge import Bridge
 from seq2seq.models.decoder import Decoder, DecoderOutput, DecoderState, Memory
 from seq2seq.models.encoder import Encoder
+from seq2seq.models.initialization import initialize
 
 
 class Seq2SeqOutput(NamedTuple):
@@ -21,7 +22,8 @@ class Seq2Seq(nn.Module):
 
     Defaults: a 1-layer bidirectional LSTM encoder (``hidden_size // 2`` per direction, so its outputs are
     ``hidden_size`` wide), the ``concat`` bridge, a 1-layer LSTM decoder with additive (``bahdanau``)
-    attention and input feeding. ``hidden_size`` is the decoder's size and the width of the encoder's
+    attention and input feeding, every parameter drawn from U(-0.1, 0.1) (``init``, ``init_range``; see
+    :mod:`seq2seq.models.initialization`). ``hidden_size`` is the decoder's size and the width of the encoder's
     outputs, as in OpenNMT-py; set ``encoder_hidden_size`` to size the encoder's directions directly.
 
     Shapes:
@@ -47,6 +49,9 @@ class Seq2Seq(nn.Module):
         input_feeding: bool = True,
         dropout: float = 0.2,
         tie_embeddings: bool = False,
+        init: str = "uniform",
+        init_range: float = 0.1,
+        lstm_forget_bias: Optional[float] = None,
         padding_idx: int = 0,
     ) -> None:
         super().__init__()
@@ -81,6 +86,8 @@ class Seq2Seq(nn.Module):
         self.output_layer = nn.Linear(hidden_size, tgt_vocab_size)
         if tie_embeddings:
             self.output_layer.weight = self.decoder.embedding.weight  # both (V_tgt, H)
+        # Last, over every module at once: see seq2seq/models/initialization.py for why it matters.
+        initialize(self, init, init_range, lstm_forget_bias)
 
     def encode(self, src: Tensor, src_lengths: Tensor) -> tuple[Memory, DecoderState]:
         """Run the encoder once: what the decoder attends to, and its initial state."""

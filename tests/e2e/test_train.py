@@ -57,6 +57,32 @@ def test_same_seed_gives_identical_loss_curves(tmp_path):
     assert curves[0] == curves[1]
 
 
+def test_the_init_setting_reaches_the_model_and_the_checkpoint(tmp_path):
+    import torch
+
+    from seq2seq.lit_module import TranslationModule
+    from seq2seq.training import make_datamodule, make_module
+    from tests.e2e.conftest import compose_train
+
+    cfg = compose_train(tiny_overrides(tmp_path) + ["model.init=xavier", "model.lstm_forget_bias=2.0",
+                                                    "trainer.max_epochs=1", "test_after_training=false"])
+    datamodule = make_datamodule(cfg.data, tmp_path / "tokenizers")
+    datamodule.prepare_data()
+    datamodule.setup("fit")
+    rnn = make_module(cfg, datamodule).model.decoder.rnn  # as train() builds it
+    hidden = rnn.hidden_size
+    assert torch.all(rnn.bias_ih_l0[hidden:2 * hidden] == 2.0)  # the forget-gate setting
+    assert rnn.bias_ih_l0[:hidden].abs().sum() == 0  # xavier: other biases zero
+    train(cfg)
+    stored = read_checkpoint(tmp_path / "run" / "checkpoints" / "last.ckpt")
+    settings = stored.hyper_parameters["model"]
+    assert (settings["init"], settings["lstm_forget_bias"]) == ("xavier", 2.0)
+    # A checkpoint rebuilds its network with its own settings, then loads the trained weights over them.
+    module = TranslationModule.load_from_checkpoint(tmp_path / "run" / "checkpoints" / "last.ckpt",
+                                                    weights_only=False)
+    assert module.hparams.model["init"] == "xavier"
+
+
 def test_resume_continues_the_step_count(train_config, tmp_path):
     train(train_config("trainer.max_epochs=1", "test_after_training=false"))
     last = tmp_path / "run" / "checkpoints" / "last.ckpt"
