@@ -152,7 +152,7 @@ class EvaluateConfig:
     decode: DecodeConfig = field(default_factory=lambda: DecodeConfig(beam_size=5))
     # Raw text to translate, one sentence per line: a file, or "-" for stdin. null: score ``split``.
     input: Optional[str] = None
-    # Translations: null -> stdout. Split scores: null -> <run>/eval/<checkpoint>.<split>.beam<K>.hyp.
+    # Translations: null -> stdout. Split scores: null -> <run>/eval/<checkpoint>.<split>.beam<K>[.lp<alpha>...].hyp.
     output: Optional[str] = None
     # Sentences per decoding batch.
     batch_size: int = 64

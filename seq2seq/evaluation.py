@@ -10,11 +10,15 @@ are the ones used.
 Files written by a split evaluation (``output=FILE`` names the first; the others are named after it, with
 ``.json`` and ``.nbest`` for its extension):
 
-    <run>/eval/<checkpoint>.<split>.beam<K>.hyp     hypotheses, one per line, in the split's order
-    <run>/eval/<checkpoint>.<split>.beam<K>.json    BLEU (with sacreBLEU's signature), chrF, exact match, speed
-    <run>/eval/<checkpoint>.<split>.beam<K>.nbest   with decode.n_best > 1: Moses n-best lines
+    <run>/eval/<checkpoint>.<split>.<search>.hyp     hypotheses, one per line, in the split's order
+    <run>/eval/<checkpoint>.<split>.<search>.json    BLEU (with sacreBLEU's signature), chrF, exact match, speed
+    <run>/eval/<checkpoint>.<split>.<search>.nbest   with decode.n_best > 1: Moses n-best lines
 
-where ``<run>`` is the folder above ``checkpoints/`` (or the checkpoint's own folder when it is not in
+where ``<search>`` names every decode setting that changes the hypotheses, so scoring a checkpoint again with
+other settings never overwrites an earlier result: ``beam<K>``, then for K > 1 ``.lp<alpha>`` (the length
+penalty), then the length limits when they are not the defaults: ``.len<ratio>x+<constant>`` and ``.max<N>``
+(e.g. ``last.test.beam5.lp0.6.hyp``, ``last.test.beam1.hyp``).
+``<run>`` is the folder above ``checkpoints/`` (or the checkpoint's own folder when it is not in
 one), and ``<checkpoint>`` is the file's stem, ``avg<N>`` with ``average_last=N``, and for ``data=...`` is
 followed by the data name and root folder.
 """
@@ -36,7 +40,7 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from seq2seq.checkpoint import CheckpointError, StoredCheckpoint, read_checkpoint
-from seq2seq.config import DataConfig
+from seq2seq.config import DataConfig, DecodeConfig
 from seq2seq.data import TranslationDataModule
 from seq2seq.data.atomic import write_text_atomic
 from seq2seq.data.tokenizer_store import SRC_FILE, TGT_FILE
@@ -201,11 +205,24 @@ def output_paths(cfg: DictConfig, ckpt_path: Path, data: dict[str, Any], average
         name = f"avg{len(averaged)}" if averaged else ckpt_path.stem
         if cfg.data is not None:
             name += f".{data['name']}-{Path(data['root']).name}"
-        hypotheses = eval_dir / f"{name}.{cfg.split}.beam{cfg.decode.beam_size}.hyp"
+        hypotheses = eval_dir / f"{name}.{cfg.split}.{search_name(cfg.decode)}.hyp"
     metrics = hypotheses.with_suffix(".json")
     if metrics == hypotheses:
         raise ConfigError(f"output: {hypotheses} ends in .json, the name of the metrics file beside it; choose another")
     return hypotheses, metrics
+
+
+def search_name(decode: DictConfig) -> str:
+    """The decode settings that change the hypotheses, for file names: ``beam5.lp0.6``, ``beam1.len2x+5.max80``."""
+    defaults = DecodeConfig()
+    name = f"beam{decode.beam_size}"
+    if decode.beam_size > 1:  # one beam is greedy search, which no length penalty changes
+        name += f".lp{decode.length_penalty:g}"
+    if (decode.max_length_ratio, decode.max_length_constant) != (defaults.max_length_ratio, defaults.max_length_constant):
+        name += f".len{decode.max_length_ratio:g}x+{decode.max_length_constant}"
+    if decode.max_length is not None:
+        name += f".max{decode.max_length}"
+    return name
 
 
 def evaluate_split(
