@@ -48,9 +48,9 @@ def main() -> None:
     parser.add_argument("--output-dir", type=Path, default=None,
                         help="where runs are kept (default: /tmp/seq2seq-learning-curve/<time>)")
     parser.add_argument("--score-command", default=None, help="extra scorer run on each hypotheses file ({hyp})")
-    parser.add_argument("--reinit-embeddings", type=float, default=None, metavar="RANGE",
+    parser.add_argument("--reinit-embeddings", default=None, metavar="uniform:R|normal:S",
                         help="ablation only: after the model is built with its configured init, draw its embedding "
-                             "matrices again from U(-RANGE, RANGE) (padding rows stay 0)")
+                             "matrices again from U(-R, R) or N(0, S^2) (padding rows stay 0)")
     parser.add_argument("overrides", nargs="*", help="Hydra overrides, as for train.py")
     args = parser.parse_args()
     if args.steps < 1 or args.eval_every < 1:
@@ -186,15 +186,22 @@ def mean_over_runs(runs: list[dict]) -> dict:
     return {"validation": validation, "test": test}
 
 
-def reinit_embeddings(bound: float) -> None:
+def reinit_embeddings(distribution: str) -> None:
     """Wrap train()'s module factory so that the embeddings are drawn again after the model's own init."""
+    kind, _, size = distribution.partition(":")
+    if kind not in ("uniform", "normal") or not size:
+        raise SystemExit(f"error: --reinit-embeddings must be uniform:R or normal:S, got {distribution!r}")
+    size = float(size)
     make_module = training.make_module
 
     def make_module_with_new_embeddings(cfg, datamodule):
         module = make_module(cfg, datamodule)
         with torch.no_grad():
             for embedding in (module.model.encoder.embedding, module.model.decoder.embedding):
-                embedding.weight.uniform_(-bound, bound)
+                if kind == "uniform":
+                    embedding.weight.uniform_(-size, size)
+                else:
+                    embedding.weight.normal_(0.0, size)
                 embedding.weight[embedding.padding_idx].zero_()
         return module
 
