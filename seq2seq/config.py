@@ -40,6 +40,9 @@ class ModelConfig:
     init_range: float = 0.1
     # LSTM forget-gate bias at the start (null: as the scheme draws it).
     lstm_forget_bias: Optional[float] = None
+    # Embedding tables from N(0, embedding_init_std^2), as nn.Embedding draws them (null: drawn by init like
+    # every other parameter, as OpenNMT-py does).
+    embedding_init_std: Optional[float] = 1.0
 
 
 @dataclass

@@ -49,6 +49,11 @@ def check_model(model: DictConfig, key: str = "model") -> None:
     if model.init == "uniform":
         _require(0.0 < model.init_range <= 1.0, f"{key}.init_range", f"must be in (0, 1] for init 'uniform', got {model.init_range}")
     _require(
+        model.embedding_init_std is None or model.embedding_init_std > 0,
+        f"{key}.embedding_init_std",
+        f"must be positive or null, got {model.embedding_init_std}",
+    )
+    _require(
         model.lstm_forget_bias is None or model.rnn_type == "lstm",
         f"{key}.lstm_forget_bias",
         f"sets an LSTM's forget gate; the model is a {model.rnn_type!r}: leave it null",

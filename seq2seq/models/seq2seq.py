@@ -22,8 +22,8 @@ class Seq2Seq(nn.Module):
 
     Defaults: a 1-layer bidirectional LSTM encoder (``hidden_size // 2`` per direction, so its outputs are
     ``hidden_size`` wide), the ``concat`` bridge, a 1-layer LSTM decoder with additive (``bahdanau``)
-    attention and input feeding, every parameter drawn from U(-0.1, 0.1) (``init``, ``init_range``; see
-    :mod:`seq2seq.models.initialization`). ``hidden_size`` is the decoder's size and the width of the encoder's
+    attention and input feeding; weights drawn from U(-0.1, 0.1), embeddings from N(0, 1) (``init``,
+    ``init_range``, ``embedding_init_std``; see :mod:`seq2seq.models.initialization`). ``hidden_size`` is the decoder's size and the width of the encoder's
     outputs, as in OpenNMT-py; set ``encoder_hidden_size`` to size the encoder's directions directly.
 
     Shapes:
@@ -52,6 +52,7 @@ class Seq2Seq(nn.Module):
         init: str = "uniform",
         init_range: float = 0.1,
         lstm_forget_bias: Optional[float] = None,
+        embedding_init_std: Optional[float] = 1.0,
         padding_idx: int = 0,
     ) -> None:
         super().__init__()
@@ -87,7 +88,7 @@ class Seq2Seq(nn.Module):
         if tie_embeddings:
             self.output_layer.weight = self.decoder.embedding.weight  # both (V_tgt, H)
         # Last, over every module at once: see seq2seq/models/initialization.py for why it matters.
-        initialize(self, init, init_range, lstm_forget_bias)
+        initialize(self, init, init_range, lstm_forget_bias, embedding_init_std)
 
     def encode(self, src: Tensor, src_lengths: Tensor) -> tuple[Memory, DecoderState]:
         """Run the encoder once: what the decoder attends to, and its initial state."""
