@@ -36,6 +36,7 @@ def make_model(rnn_type="lstm", input_feeding=True, seed=0, eos_bias=1.0):
         input_feeding=input_feeding,
         dropout=0.0,
         init="pytorch",  # the seeds in MODELS were picked for PyTorch's per-module draws
+        embedding_init_std=None,
     )
     with torch.no_grad():
         for parameter in model.parameters():
