@@ -1,11 +1,11 @@
-"""How big the signals are at initialization: python benchmarks/init_signal.py [--schemes ...] [--] [overrides]
+"""How big the signals are at initialization: python benchmarks/init_signal.py [--variants ...] [--] [overrides]
 
-Builds the configured model once per initialization scheme (``model.init`` and ``model.init_range``; e.g.
-``uniform:0.1``, ``xavier``, ``pytorch``), runs one teacher-forced training batch through it in eval mode,
-and prints one JSON object: per scheme the root mean square of the embeddings, the encoder's outputs and the
-decoder's attentional vectors (what the output layer reads and input feeding feeds back), the spread of the
-logits, the attention's entropy relative to uniform attention, and the loss. No training: it explains the
-learning curves of ``learning_curve.py`` (benchmarks/README.md, "Learning per step").
+Builds the configured model once per variant (a space-separated set of overrides, e.g. "model.init=pytorch"),
+runs one teacher-forced training batch through it in eval mode, and prints one JSON object: per variant the
+root mean square of the source embeddings, the encoder's outputs and the decoder's attentional vectors (what
+the output layer reads and input feeding feeds back), the spread of the logits, the attention's entropy
+relative to uniform attention, and the loss. No training: it explains the learning curves of
+``learning_curve.py`` (benchmarks/README.md, "Learning per step").
 
     python benchmarks/init_signal.py experiment=ref_bilstm data.root=../shared/data/multi30k-tok
 """
@@ -21,26 +21,34 @@ import torch.nn.functional as F
 from common import build, compose_config
 from seq2seq.data.tokenizer import PAD_ID
 
+VARIANTS = [
+    "model.init=pytorch",
+    "model.init=xavier model.embedding_init_std=null",
+    "model.init=uniform model.init_range=0.05 model.embedding_init_std=null",
+    "model.init=uniform model.init_range=0.1 model.embedding_init_std=null",
+    "model.init=uniform model.init_range=0.15 model.embedding_init_std=null",
+    "model.init=pytorch model.embedding_init_std=0.0577",
+    "model.init=uniform model.init_range=0.1 model.embedding_init_std=1.0",
+]
+
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--schemes", nargs="+", default=["pytorch", "xavier", "uniform:0.05", "uniform:0.1", "uniform:0.15"],
-                        help="scheme or uniform:RANGE, one model each")
+    parser.add_argument("--variants", nargs="+", default=VARIANTS, help="one model per variant: overrides, space-separated")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("overrides", nargs="*", help="Hydra overrides, as for train.py")
+    parser.add_argument("--threads", type=int, default=1, help="torch intra-op threads")
+    parser.add_argument("overrides", nargs="*", help="Hydra overrides, as for train.py, shared by every variant")
     args = parser.parse_args()
-    torch.set_num_threads(1)
+    torch.set_num_threads(args.threads)
 
-    report = {"benchmark": "init_signal", "overrides": args.overrides, "seed": args.seed, "schemes": {}}
+    report = {"benchmark": "init_signal", "overrides": args.overrides, "seed": args.seed, "variants": {}}
     batch = None
-    for scheme in args.schemes:
-        name, _, init_range = scheme.partition(":")
-        overrides = [*args.overrides, f"model.init={name}"] + ([f"model.init_range={init_range}"] if init_range else [])
+    for variant in args.variants:
         torch.manual_seed(args.seed)
-        datamodule, module = build(compose_config(overrides))
+        datamodule, module = build(compose_config([*args.overrides, *variant.split()]))
         if batch is None:
-            batch = next(iter(datamodule.train_dataloader()))  # the same batch for every scheme
-        report["schemes"][scheme] = signal_sizes(module.model.eval(), batch)
+            batch = next(iter(datamodule.train_dataloader()))  # the same batch for every variant
+        report["variants"][variant] = signal_sizes(module.model.eval(), batch)
     print(json.dumps(report))
 
 

@@ -47,3 +47,33 @@ def test_decode_speed_uses_the_checkpoints_model_whatever_the_overrides(tmp_path
     assert report["parameters"] == trained_size
     assert report["sentences"] == 20
     assert report["greedy_sentences_per_sec"] > 0 and report["beam5_sentences_per_sec"] > 0
+
+
+def test_learning_curve_reports_validation_every_k_steps_and_the_final_test_scores(tmp_path):
+    scorer = f"{sys.executable} -c \"import json, sys; print(json.dumps({{'lines': len(open(sys.argv[1]).readlines())}}))\" {{hyp}}"
+    report = run_benchmark("learning_curve.py", "--steps", "6", "--eval-every", "3", "--seeds", "1", "2",
+                           "--length-penalties", "0", "0.6", "--output-dir", str(tmp_path / "curves"),
+                           "--score-command", scorer, "--", *data_overrides(tmp_path), "model.init=xavier")
+    assert report["benchmark"] == "learning_curve" and report["seeds"] == [1, 2]
+    for seed, run in zip((1, 2), report["runs"]):
+        assert [row["step"] for row in run["validation"]] == [3, 6]  # optimizer steps done, not TensorBoard's
+        assert all(row["loss"] > 0 and row["bleu"] is not None and row["train_loss"] > 0 for row in run["validation"])
+        assert read_checkpoint(tmp_path / "curves" / f"seed{seed}" / "checkpoints" / "last.ckpt").global_step == 6
+        assert [row["length_penalty"] for row in run["test"]] == [0.0, 0.6]
+        for row in run["test"]:
+            assert row["external"] == {"lines": 20}  # the scorer saw the whole test split's hypotheses
+    # Different seeds, different runs; the mean is over both.
+    first, second = (run["validation"][-1]["loss"] for run in report["runs"])
+    assert first != second
+    assert report["mean"]["validation"][-1]["loss"] == pytest.approx((first + second) / 2)
+    assert report["mean"]["test"][0]["bleu_each"] == [run["test"][0]["bleu"] for run in report["runs"]]
+
+
+def test_init_signal_shows_the_schemes_apart(tmp_path):
+    report = run_benchmark("init_signal.py", "--variants", "model.init=pytorch",
+                           "model.init=uniform model.init_range=0.5 model.embedding_init_std=0.1", "--",
+                           *data_overrides(tmp_path))
+    pytorch, wide = report["variants"].values()
+    assert pytorch["src_embedding_rms"] == pytest.approx(1.0, rel=0.2)  # nn.Embedding's N(0, 1)
+    assert wide["src_embedding_rms"] == pytest.approx(0.1, rel=0.2)
+    assert wide["attentional_rms"] > pytorch["attentional_rms"]
