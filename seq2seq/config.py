@@ -34,7 +34,7 @@ class ModelConfig:
     input_feeding: bool = True
     dropout: float = 0.2
     tie_embeddings: bool = False
-    # How parameters start (seq2seq/models/initialization.py): uniform (every parameter from
+    # How parameters start (seq2seq/models/initialization.py): uniform (every weight and bias from
     # U(-init_range, init_range)), xavier (Glorot matrices, zero biases) or pytorch (each module's default).
     init: str = "uniform"
     init_range: float = 0.1
