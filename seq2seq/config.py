@@ -76,11 +76,17 @@ class DataConfig:
     max_tokens: Optional[int] = None
     batch_size: Optional[int] = 64
     eval_batch_size: int = 200
-    max_src_length: Optional[int] = None
-    max_tgt_length: Optional[int] = None
+    # Training pairs with more tokens than this are dropped (counted in the log); null keeps every length.
+    max_src_length: Optional[int] = 200
+    max_tgt_length: Optional[int] = 200
     drop_empty: bool = False
     num_workers: int = 0
     seed: int = 1234
+    # Trained tokenizers and the binarized training split are kept here between runs (null: $SEQ2SEQ_CACHE_DIR,
+    # else $XDG_CACHE_HOME/seq2seq, else ~/.cache/seq2seq).
+    cache_dir: Optional[str] = None
+    # Train the tokenizers on a random sample of this many training pairs (null: all of them).
+    tokenizer_sample_size: Optional[int] = None
     numbers: NumbersConfig = field(default_factory=NumbersConfig)
     download_url: str = "https://raw.githubusercontent.com/multi30k/dataset/master/data/task1/raw"
 

@@ -17,3 +17,20 @@ def single_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(previous)
+
+
+@pytest.fixture(autouse=True, scope="session")
+def preprocessing_cache(tmp_path_factory):
+    """One preprocessing cache (``data.cache_dir``'s default) for the whole test session, never the user's own.
+
+    Set in the environment, so the ``train.py``/``evaluate.py`` processes that e2e tests start use it too.
+    """
+    import os
+
+    previous = os.environ.get("SEQ2SEQ_CACHE_DIR")
+    os.environ["SEQ2SEQ_CACHE_DIR"] = str(tmp_path_factory.mktemp("preprocessing-cache"))
+    yield
+    if previous is None:
+        os.environ.pop("SEQ2SEQ_CACHE_DIR", None)
+    else:
+        os.environ["SEQ2SEQ_CACHE_DIR"] = previous

@@ -11,8 +11,9 @@ from __future__ import annotations
 import gzip
 import logging
 import zlib
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from itertools import zip_longest
 from pathlib import Path
 
 log = logging.getLogger(__name__)
@@ -31,40 +32,64 @@ def resolve_text_file(root: Path, name: str, key: str) -> Path:
     raise FileNotFoundError(f"{key}: file not found: {plain_path} (also tried {gz_path})")
 
 
-def _read_bytes(path: Path, key: str) -> bytes:
-    if not path.is_file():
-        raise FileNotFoundError(f"{key}: file not found: {path}")
-    if path.suffix == ".gz":
-        try:
-            with gzip.open(path, "rb") as f:
-                return f.read()
-        except (gzip.BadGzipFile, EOFError, zlib.error) as e:
-            raise ValueError(f"{key}: {path} is not a valid gzip file ({e})") from e
-    return path.read_bytes()
+class LineReader:
+    """The lines of a UTF-8 text file (``.gz`` decided by suffix), decoded but not stripped, read as a stream.
+
+    Iterating yields ``(line_number, text)``; the whole file is never in memory, so a corpus of any size can
+    be read. Lines are split on ``\\n`` only; a leading BOM is dropped; a final newline does not make an
+    extra empty line. ``fraction_read`` (0 to 1, bytes of the file on disk) drives progress reports.
+
+    Raises (while iterating), naming ``key``, the file and the line:
+        FileNotFoundError: the file does not exist (when constructed).
+        ValueError: the file is empty or blank, contains NUL bytes, is not UTF-8, or is not valid gzip.
+    """
+
+    def __init__(self, path: Path, key: str) -> None:
+        self.path = Path(path)
+        self.key = key
+        if not self.path.is_file():
+            raise FileNotFoundError(f"{key}: file not found: {self.path}")
+        self._size = max(self.path.stat().st_size, 1)
+        self._raw = None
+
+    @property
+    def fraction_read(self) -> float:
+        if self._raw is None or self._raw.closed:
+            return 0.0
+        return min(self._raw.tell() / self._size, 1.0)
+
+    def __iter__(self) -> Iterator[tuple[int, str]]:
+        path, key = self.path, self.key
+        with open(path, "rb") as raw:
+            self._raw = raw
+            stream = gzip.GzipFile(fileobj=raw, mode="rb") if path.suffix == ".gz" else raw
+            seen_text = False
+            try:
+                for line_number, line in enumerate(stream, start=1):
+                    if line.endswith(b"\n"):
+                        line = line[:-1]
+                    if line_number == 1 and line.startswith(_UTF8_BOM):
+                        line = line[len(_UTF8_BOM) :]
+                    if b"\x00" in line:
+                        raise ValueError(f"{key}: {path}:{line_number}: contains NUL bytes; is this a binary file?")
+                    try:
+                        text = line.decode("utf-8")
+                    except UnicodeDecodeError as e:
+                        raise ValueError(
+                            f"{key}: {path}:{line_number}: not valid UTF-8 "
+                            f"(byte {line[e.start]:#04x} at column {e.start + 1})"
+                        ) from e
+                    seen_text = seen_text or bool(text.strip())
+                    yield line_number, text
+            except (gzip.BadGzipFile, EOFError, zlib.error) as e:
+                raise ValueError(f"{key}: {path} is not a valid gzip file ({e})") from e
+            if not seen_text:
+                raise ValueError(f"{key}: {path} is empty")
 
 
 def _decode_lines(path: Path, key: str) -> list[str]:
     """The file's lines, decoded but not stripped (see ``read_lines``)."""
-    path = Path(path)
-    data = _read_bytes(path, key)
-    if data.startswith(_UTF8_BOM):
-        data = data[len(_UTF8_BOM) :]
-    if not data.strip():
-        raise ValueError(f"{key}: {path} is empty")
-    raw_lines = data.split(b"\n")
-    if raw_lines[-1] == b"":  # the file ends with a newline
-        raw_lines.pop()
-    lines = []
-    for line_number, raw in enumerate(raw_lines, start=1):
-        if b"\x00" in raw:
-            raise ValueError(f"{key}: {path}:{line_number}: contains NUL bytes; is this a binary file?")
-        try:
-            lines.append(raw.decode("utf-8"))
-        except UnicodeDecodeError as e:
-            raise ValueError(
-                f"{key}: {path}:{line_number}: not valid UTF-8 (byte {raw[e.start]:#04x} at column {e.start + 1})"
-            ) from e
-    return lines
+    return [text for _, text in LineReader(path, key)]
 
 
 def read_lines(path: Path, key: str) -> list[str]:
@@ -95,18 +120,69 @@ def read_parallel(src_path: Path, tgt_path: Path, key: str) -> list[tuple[str, s
 
 def read_tsv(path: Path, key: str) -> list[tuple[str, str]]:
     """Pairs from a ``source<TAB>target`` file; ValueError naming the line that lacks exactly one tab."""
-    pairs = []
-    for line_number, line in enumerate(_decode_lines(path, key), start=1):
-        line = line.rstrip("\r\n")  # not strip(): "source<TAB>" is an empty target, not a missing tab
-        fields = line.split("\t")
-        if line.strip() and len(fields) != 2:
+    return [_split_tsv_line(line, Path(path), n, key) for n, line in LineReader(path, key)]
+
+
+class PairReader:
+    """Sentence pairs streamed from two line-aligned files or one ``source<TAB>target`` file.
+
+    Iterating yields ``(line_number, source, target)``, both sides ``.strip()``-ed, with the same checks as
+    ``read_parallel`` / ``read_tsv`` (which read everything at once): different line counts are an error
+    naming both files and their counts, found when the shorter file ends.
+    """
+
+    def __init__(self, paths: Sequence[Path], key: str, *, lowercase: bool = False) -> None:
+        if len(paths) not in (1, 2):
+            raise ValueError(f"PairReader takes one TSV file or two parallel files, got {len(paths)}")
+        self.readers = [LineReader(path, key) for path in paths]
+        self.key = key
+        self.lowercase = lowercase
+
+    @property
+    def paths(self) -> list[Path]:
+        return [reader.path for reader in self.readers]
+
+    @property
+    def fraction_read(self) -> float:
+        return min(reader.fraction_read for reader in self.readers)
+
+    def __iter__(self) -> Iterator[tuple[int, str, str]]:
+        pairs = self._parallel() if len(self.readers) == 2 else self._tsv()
+        if not self.lowercase:
+            return pairs
+        return ((n, src.lower(), tgt.lower()) for n, src, tgt in pairs)
+
+    def _parallel(self) -> Iterator[tuple[int, str, str]]:
+        src_reader, tgt_reader = self.readers
+        src_count = tgt_count = 0
+        for src_line, tgt_line in zip_longest(src_reader, tgt_reader):
+            src_count += src_line is not None
+            tgt_count += tgt_line is not None
+            if src_line is not None and tgt_line is not None:
+                yield src_line[0], src_line[1].strip(), tgt_line[1].strip()
+        if src_count != tgt_count:
             raise ValueError(
-                f"{key}: {path}:{line_number}: expected 'source<TAB>target' (exactly one tab), "
-                f"found {len(fields) - 1} tabs"
+                f"{self.key}: parallel files have different line counts: "
+                f"{src_reader.path} has {src_count} lines, {tgt_reader.path} has {tgt_count}"
             )
-        src, tgt = fields if line.strip() else ("", "")
-        pairs.append((src.strip(), tgt.strip()))
-    return pairs
+
+    def _tsv(self) -> Iterator[tuple[int, str, str]]:
+        (reader,) = self.readers
+        for line_number, line in reader:
+            src, tgt = _split_tsv_line(line, reader.path, line_number, self.key)
+            yield line_number, src, tgt
+
+
+def _split_tsv_line(line: str, path: Path, line_number: int, key: str) -> tuple[str, str]:
+    line = line.rstrip("\r\n")  # not strip(): "source<TAB>" is an empty target, not a missing tab
+    fields = line.split("\t")
+    if not line.strip():
+        return "", ""
+    if len(fields) != 2:
+        raise ValueError(
+            f"{key}: {path}:{line_number}: expected 'source<TAB>target' (exactly one tab), found {len(fields) - 1} tabs"
+        )
+    return fields[0].strip(), fields[1].strip()
 
 
 @dataclass

@@ -1,9 +1,11 @@
 """``TranslationDataModule``: from files on disk to padded ``Batch``es, for Lightning.
 
-Pipeline: ``prepare_data`` (one process per node) generates the numbers data, downloads Multi30k and
-writes tokenizers to ``tokenizer_dir``; ``setup`` (every process) reads and validates each split,
-trains or loads the tokenizers (train split only), encodes, filters, and keeps the raw strings for
-BLEU on detokenized text.
+Pipeline: ``prepare_data`` (one process per node) generates the numbers data, downloads Multi30k, trains
+the tokenizers and binarizes the training split into the cache (:mod:`seq2seq.data.preprocess`), each only
+when the cache has no result for the same files and settings; ``setup`` (every process) opens the
+binarized training split as memory maps (shared by every process on the machine, see
+:mod:`seq2seq.data.corpus_store`) and reads, validates and encodes the validation and test splits, which
+are small and whose raw strings BLEU is computed against.
 
 Distributed training: the train loader shards batches across ranks itself (``BucketBatchSampler`` with
 the trainer's world size and rank, equal batch counts on every rank), so Lightning must not swap in a
@@ -24,15 +26,18 @@ from pathlib import Path
 from typing import Any
 
 import lightning as L
+import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
 from seq2seq.data.collate import Batch, collate
 from seq2seq.data.corpus import filter_pairs, read_parallel, read_tsv, resolve_text_file
+from seq2seq.data.corpus_store import StoredSplit
 from seq2seq.data.dataset import EncodedSplit, TranslationDataset
 from seq2seq.data.multi30k import MULTI30K_URL, ensure_multi30k
 from seq2seq.data.numbers import LANGS as NUMBERS_LANGS
 from seq2seq.data.numbers import ensure_numbers
+from seq2seq.data.preprocess import LengthLimits, PairSource, cached_tokenizers, cached_train_store, default_cache_dir
 from seq2seq.data.sampler import BucketBatchSampler
 from seq2seq.data.tokenizer import SPECIAL_TOKENS, TOKENIZER_KINDS, TextTokenizer
 from seq2seq.data.tokenizer_store import has_tokenizers, load_tokenizers, save_tokenizers
@@ -66,12 +71,17 @@ class TranslationDataModule(L.LightningDataModule):
         batch_size: training batches hold at most this many sentences (null: no limit).
         eval_batch_size: sentences per validation/test batch.
         max_src_length, max_tgt_length: drop *training* pairs with more tokens than this (null: keep
-            all). Validation and test are never length-filtered, so scores stay comparable.
+            all), counted in the log with the first line numbers. Validation and test are never
+            length-filtered, so scores stay comparable.
         drop_empty: drop pairs with an empty side (otherwise they are an error naming the line).
         num_workers: DataLoader worker processes.
         seed: base seed of the per-epoch batch shuffling.
         tokenizer_dir: where ``src_tokenizer.json``/``tgt_tokenizer.json`` are saved and, when present,
-            reused (null: train in memory every time).
+            reused (the run's own copy; null: only the cache keeps them).
+        cache_dir: where trained tokenizers and the binarized training split are kept between runs
+            (null: ``$SEQ2SEQ_CACHE_DIR``, else ``$XDG_CACHE_HOME/seq2seq``, else ``~/.cache/seq2seq``).
+        tokenizer_sample_size: train the tokenizers on a random sample of this many training pairs
+            (null: on all of them, streamed).
         numbers: generation parameters of the numbers data (``seed``, ``train_size``, ``val_size``,
             ``test_size``, ``max_number``); ignored for other data sets.
         download_url: base URL of the Multi30k files.
@@ -99,12 +109,14 @@ class TranslationDataModule(L.LightningDataModule):
         max_tokens: int | None = None,
         batch_size: int | None = 64,
         eval_batch_size: int = 64,
-        max_src_length: int | None = None,
-        max_tgt_length: int | None = None,
+        max_src_length: int | None = 200,
+        max_tgt_length: int | None = 200,
         drop_empty: bool = False,
         num_workers: int = 0,
         seed: int = 1234,
         tokenizer_dir: str | None = None,
+        cache_dir: str | None = None,
+        tokenizer_sample_size: int | None = None,
         numbers: Mapping[str, int] | None = None,
         download_url: str = MULTI30K_URL,
     ) -> None:
@@ -135,6 +147,7 @@ class TranslationDataModule(L.LightningDataModule):
             "batch_size": batch_size,
             "max_src_length": max_src_length,
             "max_tgt_length": max_tgt_length,
+            "tokenizer_sample_size": tokenizer_sample_size,
         }
         for key, value in optional_positive.items():
             if value is not None and value < 1:
@@ -173,12 +186,15 @@ class TranslationDataModule(L.LightningDataModule):
         self.num_workers = num_workers
         self.seed = seed
         self.tokenizer_dir = None if tokenizer_dir is None else Path(tokenizer_dir)
+        self.cache_dir = default_cache_dir() if cache_dir is None else Path(cache_dir).expanduser()
+        self.tokenizer_sample_size = tokenizer_sample_size
         self.numbers = dict(numbers) if numbers else None
         self.download_url = download_url
 
         self._tokenizers: tuple[TextTokenizer, TextTokenizer] | None = None
         self._pairs: dict[str, tuple[list[tuple[str, str]], list[int], str]] = {}
         self._encoded: dict[str, EncodedSplit] = {}
+        self._train_store: StoredSplit | None = None
 
     # --- Lightning hooks ------------------------------------------------------------------------------
 
@@ -193,8 +209,7 @@ class TranslationDataModule(L.LightningDataModule):
                 base_url=self.download_url,
                 splits=tuple(self.splits.values()),
             )
-        if self.tokenizer_dir is not None:
-            self._load_or_train_tokenizers()
+        self.train_split()  # trains the tokenizers first when needed
 
     def setup(self, stage: str | None = None) -> None:
         """Read, validate and encode the splits ``stage`` needs (all of them for ``None``)."""
@@ -203,7 +218,10 @@ class TranslationDataModule(L.LightningDataModule):
         needed = _STAGE_SPLITS[stage] if stage else tuple(self.splits)
         self._load_or_train_tokenizers()
         for split in needed:
-            self.encoded_split(split)
+            if split == "train":
+                self.train_split()
+            else:
+                self.encoded_split(split)
 
     def train_dataloader(self) -> DataLoader:
         """Token-budget batches of similar length, reshuffled every epoch from ``seed + epoch`` (Lightning
@@ -217,7 +235,7 @@ class TranslationDataModule(L.LightningDataModule):
                     "set trainer.use_distributed_sampler=false: TranslationDataModule shards the training "
                     "batches across ranks itself, and Lightning would otherwise replace its sampler"
                 )
-        split = self.encoded_split("train")
+        split = self.train_split()
         sampler = BucketBatchSampler(
             split.bucket_lengths(),
             max_tokens=self.max_tokens,
@@ -278,8 +296,20 @@ class TranslationDataModule(L.LightningDataModule):
         """Target sentences of ``split``, aligned with ``sources`` and ``Batch.indices``."""
         return self.encoded_split(split).references
 
+    def train_split(self) -> StoredSplit:
+        """The binarized training split, memory-mapped from the cache (built there on first use)."""
+        if self._train_store is None:
+            tokenizers = self._load_or_train_tokenizers()
+            limits = LengthLimits(self.max_src_length, self.max_tgt_length)
+            stored = cached_train_store(self.cache_dir, self._pair_source("train"), tokenizers, limits)
+            if self.max_tokens is not None:
+                self._check_fits_max_tokens(stored)
+            self._train_store = stored
+        return self._train_store
+
     def encoded_split(self, split: str) -> EncodedSplit:
-        """The split's strings and ids (read and encoded on first use)."""
+        """The split's strings and ids, read and encoded in memory on first use: for validation and test (small,
+        and scored against their strings); training uses :meth:`train_split`."""
         if split not in self._encoded:
             self._encoded[split] = self._encode(split)
         return self._encoded[split]
@@ -307,6 +337,17 @@ class TranslationDataModule(L.LightningDataModule):
         if split not in self.splits:
             raise ValueError(f"data.splits has no {split!r} entry (it has {', '.join(self.splits)})")
         return f"data.root ({split} split, data.splits.{split}={self.splits[split]!r})"
+
+    def _pair_source(self, split: str) -> PairSource:
+        key = self._split_key(split)
+        stem = self.splits[split]
+        if self.format == "parallel":
+            paths = (resolve_text_file(self.root, f"{stem}.{self.src_lang}", key),
+                     resolve_text_file(self.root, f"{stem}.{self.tgt_lang}", key))
+        else:
+            paths = (resolve_text_file(self.root, f"{stem}.tsv", key),)
+        description = f"{split} ({', '.join(str(path) for path in paths)})"
+        return PairSource(paths, key, description, lowercase=self.lowercase, drop_empty=self.drop_empty)
 
     def _read_pairs(self, split: str) -> tuple[list[tuple[str, str]], list[int], str]:
         """Raw pairs of ``split`` minus empty ones, their 1-based line numbers, and a description."""
@@ -349,15 +390,9 @@ class TranslationDataModule(L.LightningDataModule):
         if directory is not None and has_tokenizers(directory):
             self._tokenizers = load_tokenizers(directory, self._tokenizer_settings())
             return self._tokenizers
-        train_pairs, _, _ = self._read_pairs("train")
-        src = TextTokenizer.train(
-            [s for s, _ in train_pairs], self.src_tokenizer_kind, self.src_vocab_size, self.min_frequency
-        )
-        tgt = TextTokenizer.train(
-            [t for _, t in train_pairs], self.tgt_tokenizer_kind, self.tgt_vocab_size, self.min_frequency
-        )
-        log.info("trained tokenizers on %d training pairs: source %s, target %s", len(train_pairs), src, tgt)
-        if directory is not None:
+        src, tgt = cached_tokenizers(self.cache_dir, self._pair_source("train"), self._tokenizer_settings(),
+                                     self.tokenizer_sample_size)
+        if directory is not None:  # the run's own copy
             save_tokenizers(directory, src, tgt, self._tokenizer_settings())
         self._tokenizers = (src, tgt)
         return self._tokenizers
@@ -390,16 +425,22 @@ class TranslationDataModule(L.LightningDataModule):
 
         encoded = EncodedSplit(split, sources, references, src_ids, tgt_ids, line_numbers)
         if split == "train" and self.max_tokens is not None:
-            for i, length in enumerate(encoded.bucket_lengths()):
-                if length > self.max_tokens:
-                    raise ValueError(
-                        f"{description}: line {line_numbers[i]} needs {length} padded tokens "
-                        f"({len(src_ids[i])} source, {len(tgt_ids[i])} + 1 target), more than data.max_tokens="
-                        f"{self.max_tokens}; raise data.max_tokens or drop long pairs with "
-                        f"data.max_src_length/data.max_tgt_length"
-                    )
+            self._check_fits_max_tokens(encoded)
         log.info("%s: %d pairs", description, len(encoded))
         return encoded
+
+
+    def _check_fits_max_tokens(self, split: EncodedSplit | StoredSplit) -> None:
+        lengths = np.asarray(split.bucket_lengths())
+        too_long = np.flatnonzero(lengths > self.max_tokens)
+        if len(too_long):
+            i = int(too_long[0])
+            raise ValueError(
+                f"{split.name}: line {split.line_numbers[i]} needs {lengths[i]} padded tokens "
+                f"({len(split.src_ids[i])} source, {len(split.tgt_ids[i])} + 1 target), more than data.max_tokens="
+                f"{self.max_tokens}; raise data.max_tokens or drop long pairs with "
+                f"data.max_src_length/data.max_tgt_length"
+            )
 
 
 class ResumableLoader(DataLoader):
