@@ -238,7 +238,7 @@ def evaluate_split(
         stored.tgt_tokenizer.save(Path(tokenizer_dir) / TGT_FILE)
         datamodule = TranslationDataModule(**data, tokenizer_dir=tokenizer_dir)
         try:
-            datamodule.prepare_data()
+            datamodule.download()
             encoded = datamodule.encoded_split(cfg.split)
         except FileNotFoundError as error:
             if cfg.data is not None:

@@ -199,7 +199,14 @@ class TranslationDataModule(L.LightningDataModule):
     # --- Lightning hooks ------------------------------------------------------------------------------
 
     def prepare_data(self) -> None:
-        """Create what is missing on disk; Lightning runs this on one process per node."""
+        """Create what is missing on disk, then preprocess the training split into the cache (a no-op when the
+        cache has it). Lightning runs this on one process per node; other processes that reach
+        ``train_split`` meanwhile wait for it (a lock file), then open the result."""
+        self.download()
+        self.train_split()  # trains the tokenizers first when needed
+
+    def download(self) -> None:
+        """Generate the numbers data or download Multi30k when their files are missing (``text``: nothing)."""
         if self.name == "numbers":
             ensure_numbers(self.root, **self.numbers)
         elif self.name == "multi30k":
@@ -209,7 +216,6 @@ class TranslationDataModule(L.LightningDataModule):
                 base_url=self.download_url,
                 splits=tuple(self.splits.values()),
             )
-        self.train_split()  # trains the tokenizers first when needed
 
     def setup(self, stage: str | None = None) -> None:
         """Read, validate and encode the splits ``stage`` needs (all of them for ``None``)."""
@@ -394,6 +400,7 @@ class TranslationDataModule(L.LightningDataModule):
                                      self.tokenizer_sample_size)
         if directory is not None:  # the run's own copy
             save_tokenizers(directory, src, tgt, self._tokenizer_settings())
+            log.info("saved tokenizers to %s", directory)
         self._tokenizers = (src, tgt)
         return self._tokenizers
 

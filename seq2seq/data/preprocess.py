@@ -192,6 +192,7 @@ def cached_tokenizers(cache_dir: Path, source: PairSource, settings: dict[str, A
             save_tokenizers(temporary, src, tgt, settings)
             shutil.rmtree(directory, ignore_errors=True)
             os.replace(temporary, directory)
+            log.info("cached the tokenizers in %s", directory)
         finally:
             shutil.rmtree(temporary, ignore_errors=True)
         return src, tgt

@@ -27,6 +27,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterator, Sequence
 
+import numpy as np
 import torch
 from torch.utils.data import Sampler
 
@@ -68,17 +69,20 @@ class BucketBatchSampler(Sampler[list[int]]):
             raise ValueError(f"batch_size must be >= 1 or null, got {batch_size}")
         if num_replicas < 1 or not 0 <= rank < num_replicas:
             raise ValueError(f"need 0 <= rank < num_replicas, got rank={rank}, num_replicas={num_replicas}")
-        if len(lengths) == 0:
+        self.lengths = np.asarray(lengths, dtype=np.int64)  # (N,)
+        if self.lengths.ndim != 1 or len(self.lengths) == 0:
             raise ValueError("BucketBatchSampler got no examples")
-        self.lengths = [int(n) for n in lengths]
-        for index, length in enumerate(self.lengths):
-            if length < 1:
-                raise ValueError(f"example {index} has length {length}; lengths must be >= 1")
-            if max_tokens is not None and length > max_tokens:
-                raise ValueError(
-                    f"example {index} has length {length} > max_tokens={max_tokens}: it cannot fit in any batch; "
-                    f"raise data.max_tokens or drop long examples with data.max_src_length/data.max_tgt_length"
-                )
+        too_short = np.flatnonzero(self.lengths < 1)
+        if len(too_short):
+            index = int(too_short[0])
+            raise ValueError(f"example {index} has length {self.lengths[index]}; lengths must be >= 1")
+        too_long = np.flatnonzero(self.lengths > max_tokens) if max_tokens is not None else ()
+        if len(too_long):
+            index = int(too_long[0])
+            raise ValueError(
+                f"example {index} has length {self.lengths[index]} > max_tokens={max_tokens}: it cannot fit in any "
+                f"batch; raise data.max_tokens or drop long examples with data.max_src_length/data.max_tgt_length"
+            )
         self.max_tokens = max_tokens
         self.batch_size = batch_size
         self.shuffle = shuffle
@@ -88,7 +92,7 @@ class BucketBatchSampler(Sampler[list[int]]):
         self.drop_last = drop_last
         self.epoch = 0
         self._resume_at: tuple[int, int] | None = None  # (epoch, batches to skip in it)
-        self._batch_sizes = self._plan_batch_sizes(sorted(self.lengths))
+        self._batch_sizes = self._plan_batch_sizes(np.sort(self.lengths))
         num_batches = len(self._batch_sizes)
         if drop_last and num_batches < num_replicas:
             raise ValueError(
@@ -97,18 +101,29 @@ class BucketBatchSampler(Sampler[list[int]]):
         rounding = math.floor if drop_last else math.ceil
         self._num_batches_per_rank = rounding(num_batches / num_replicas)
 
-    def _plan_batch_sizes(self, sorted_lengths: list[int]) -> list[int]:
-        """Greedy cut of ascending lengths: the newest length is always the batch maximum."""
-        sizes, current = [], 0
-        for length in sorted_lengths:
-            fits_tokens = self.max_tokens is None or length * (current + 1) <= self.max_tokens
-            fits_sentences = self.batch_size is None or current + 1 <= self.batch_size
-            if current and not (fits_tokens and fits_sentences):
-                sizes.append(current)
-                current = 0
-            current += 1
-        sizes.append(current)
-        return sizes
+    def _plan_batch_sizes(self, sorted_lengths: np.ndarray) -> np.ndarray:
+        """Greedy cut of ascending lengths: a batch takes the next example while its length (the batch maximum,
+        lengths being sorted) times the new batch size fits ``max_tokens``, and the size fits ``batch_size``.
+
+        One step per batch, not per example: since lengths ascend, ``length[start + c - 1] * c`` grows with
+        ``c``, so the largest batch that fits is a binary search over a window no longer than the number of
+        the shortest length's examples that fit the budget.
+        """
+        num_examples = len(sorted_lengths)
+        max_sentences = self.batch_size or num_examples
+        sizes, start = [], 0
+        while start < num_examples:
+            end = min(num_examples, start + max_sentences)
+            if self.max_tokens is None:
+                count = end - start
+            else:
+                end = min(end, start + self.max_tokens // int(sorted_lengths[start]))
+                window = sorted_lengths[start:end]  # (c,)
+                padded_tokens = window * np.arange(1, len(window) + 1)  # (c,) ascending
+                count = max(1, int(np.searchsorted(padded_tokens, self.max_tokens, side="right")))
+            sizes.append(count)
+            start += count
+        return np.asarray(sizes, dtype=np.int64)
 
     def set_epoch(self, epoch: int) -> None:
         """Choose the epoch whose order ``__iter__`` yields (Lightning calls this every epoch)."""
@@ -132,18 +147,15 @@ class BucketBatchSampler(Sampler[list[int]]):
         is what gets our ``set_epoch`` called each epoch."""
         return self
 
-    def _all_batches(self) -> list[list[int]]:
+    def _all_batches(self) -> list[np.ndarray]:
         """Every rank's batches for this epoch, in the order they are dealt out."""
         generator = torch.Generator().manual_seed(self.seed + self.epoch)
         if self.shuffle:
-            tie_order = torch.randperm(len(self.lengths), generator=generator).tolist()
+            tie_order = torch.randperm(len(self.lengths), generator=generator).numpy()  # (N,)
         else:
-            tie_order = list(range(len(self.lengths)))
-        order = sorted(tie_order, key=self.lengths.__getitem__)  # stable: ties keep tie_order
-        batches, start = [], 0
-        for size in self._batch_sizes:
-            batches.append(order[start : start + size])
-            start += size
+            tie_order = np.arange(len(self.lengths))
+        order = tie_order[np.argsort(self.lengths[tie_order], kind="stable")]  # stable: ties keep tie_order
+        batches = np.split(order, np.cumsum(self._batch_sizes)[:-1])
         if self.shuffle:
             batches = [batches[i] for i in torch.randperm(len(batches), generator=generator).tolist()]
         total = self._num_batches_per_rank * self.num_replicas
@@ -156,7 +168,8 @@ class BucketBatchSampler(Sampler[list[int]]):
         if self._resume_at is not None and self._resume_at[0] == self.epoch:
             batches = batches[self._resume_at[1] :]
             self._resume_at = None
-        yield from batches
+        for batch in batches:
+            yield batch.tolist()
 
     def __len__(self) -> int:
         return self._num_batches_per_rank

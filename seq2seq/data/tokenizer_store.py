@@ -34,7 +34,7 @@ def save_tokenizers(directory: Path, src: TextTokenizer, tgt: TextTokenizer, set
     src.save(directory / SRC_FILE)
     tgt.save(directory / TGT_FILE)
     write_text_atomic(directory / SETTINGS_FILE, json.dumps(dict(settings), indent=2, sort_keys=True) + "\n")
-    log.info("saved tokenizers to %s", directory)
+    log.debug("saved tokenizers to %s", directory)
 
 
 def load_tokenizers(directory: Path, settings: Mapping[str, object]) -> tuple[TextTokenizer, TextTokenizer]:

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import os
 import re
+import resource
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -179,3 +181,28 @@ def test_train_script_reports_an_error_as_one_line_without_a_traceback(tmp_path)
     assert result.returncode == 1
     assert "Traceback" not in result.stdout + result.stderr
     assert result.stderr.strip().splitlines() == ["error: optim.lr: must be positive, got -1.0"]
+
+
+def test_a_100000_token_line_is_dropped_and_counted_by_default_not_an_out_of_memory_kill(tmp_path):
+    """A malformed line (here 100,000 words) under the default length limits: dropped, its line named, the run
+    finishes in seconds with little memory (without the limits such a line grew a run to 22 GB)."""
+    huge = " ".join(["haus"] * 100_000)
+    src = GOOD_SRC[:2] + [huge] + GOOD_SRC[2:]
+    tgt = GOOD_TGT[:2] + [huge.replace("haus", "house")] + GOOD_TGT[2:]
+    write_corpus(tmp_path / "corpus", {"train.src": ("\n".join(src) + "\n").encode(),
+                                       "train.tgt": ("\n".join(tgt) + "\n").encode()})
+    command = script_command(
+        "train.py", f"output_dir={tmp_path / 'run'}", "data=text", f"data.root={tmp_path / 'corpus'}",
+        "data.batch_size=2", "model.src_embedding_dim=8", "model.tgt_embedding_dim=8", "model.hidden_size=8",
+        "trainer.accelerator=cpu", "trainer.max_epochs=1", "trainer.enable_progress_bar=false",
+        "trainer.enable_model_summary=false", "test_after_training=false",
+    )
+    start = time.monotonic()
+    process = subprocess.Popen(command, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    output = process.communicate(timeout=120)[0]
+    assert process.returncode == 0, output
+    assert time.monotonic() - start < 60
+    # the largest peak of any child process so far, this run's included: an upper bound on its memory
+    assert resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss < 3 * 1024 * 1024  # KiB
+    assert "dropped 1 of 6 pairs longer than the limits (data.max_src_length=200, data.max_tgt_length=200 tokens): " \
+           "lines 3" in output

@@ -132,3 +132,37 @@ def test_set_epoch_is_reachable_the_way_lightning_calls_it():
     loader = DataLoader(range(len(LENGTHS)), batch_sampler=sampler)
     _set_sampler_epoch(loader, 5)
     assert sampler.epoch == 5
+
+
+def greedy_batch_sizes(sorted_lengths, max_tokens, batch_size):
+    """The batching rule stated one example at a time: take the next example while its length (the batch
+    maximum) times the new size fits max_tokens and the new size fits batch_size."""
+    sizes, current = [], 0
+    for length in sorted_lengths:
+        fits_tokens = max_tokens is None or length * (current + 1) <= max_tokens
+        fits_sentences = batch_size is None or current + 1 <= batch_size
+        if current and not (fits_tokens and fits_sentences):
+            sizes.append(current)
+            current = 0
+        current += 1
+    return [*sizes, current]
+
+
+@pytest.mark.parametrize("seed", range(6))
+@pytest.mark.parametrize("limits", LIMITS + [dict(max_tokens=37, batch_size=None), dict(max_tokens=300, batch_size=3)])
+def test_the_vectorized_cut_follows_the_greedy_rule_example_by_example(seed, limits):
+    rng = random.Random(seed)
+    lengths = [rng.choice([1, 2, 3, 5, 8, 13, 21, 30]) for _ in range(rng.randint(1, 400))]
+    sampler = make(lengths, shuffle=False, **limits)
+    expected = greedy_batch_sizes(sorted(lengths), limits["max_tokens"], limits["batch_size"])
+    assert [len(batch) for batch in epoch_batches(sampler, 0)] == expected
+    # shuffled: the same multiset of sizes, in another order
+    shuffled = make(lengths, shuffle=True, **limits)
+    assert sorted(len(batch) for batch in epoch_batches(shuffled, 2)) == sorted(expected)
+
+
+def test_batches_are_lists_of_python_ints_for_any_lengths_type():
+    import numpy as np
+
+    batch = next(iter(make(np.array(LENGTHS, dtype=np.int32))))
+    assert isinstance(batch, list) and all(type(i) is int for i in batch)
