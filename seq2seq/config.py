@@ -85,8 +85,9 @@ class DataConfig:
     # Trained tokenizers and the binarized training split are kept here between runs (null: $SEQ2SEQ_CACHE_DIR,
     # else $XDG_CACHE_HOME/seq2seq, else ~/.cache/seq2seq).
     cache_dir: Optional[str] = None
-    # Train the tokenizers on a random sample of this many training pairs (null: all of them).
-    tokenizer_sample_size: Optional[int] = None
+    # Train the tokenizers on a random sample of this many training pairs (null: all of them); a smaller
+    # corpus uses every pair.
+    tokenizer_sample_size: Optional[int] = 1_000_000
     numbers: NumbersConfig = field(default_factory=NumbersConfig)
     download_url: str = "https://raw.githubusercontent.com/multi30k/dataset/master/data/task1/raw"
 

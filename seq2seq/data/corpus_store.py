@@ -114,7 +114,8 @@ class StoredSplit:
 
     def bucket_lengths(self) -> np.ndarray:
         """Padded length of each example in a batch: ``tgt_in``/``tgt_out`` are one longer than the target."""
-        return np.maximum(self.src_ids.lengths(), self.tgt_ids.lengths() + 1)  # (N,)
+        src_lengths = self.src_ids.lengths().astype(np.int32)
+        return np.maximum(src_lengths, self.tgt_ids.lengths().astype(np.int32) + 1, out=src_lengths)  # (N,)
 
     def __getstate__(self) -> dict[str, Any]:
         return {"directory": str(self.directory)}  # the receiving process maps the same files

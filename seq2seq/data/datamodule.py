@@ -116,7 +116,7 @@ class TranslationDataModule(L.LightningDataModule):
         seed: int = 1234,
         tokenizer_dir: str | None = None,
         cache_dir: str | None = None,
-        tokenizer_sample_size: int | None = None,
+        tokenizer_sample_size: int | None = 1_000_000,
         numbers: Mapping[str, int] | None = None,
         download_url: str = MULTI30K_URL,
     ) -> None:

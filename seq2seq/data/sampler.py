@@ -69,7 +69,7 @@ class BucketBatchSampler(Sampler[list[int]]):
             raise ValueError(f"batch_size must be >= 1 or null, got {batch_size}")
         if num_replicas < 1 or not 0 <= rank < num_replicas:
             raise ValueError(f"need 0 <= rank < num_replicas, got rank={rank}, num_replicas={num_replicas}")
-        self.lengths = np.asarray(lengths, dtype=np.int64)  # (N,)
+        self.lengths = np.asarray(lengths, dtype=np.int32)  # (N,); int32 halves what 4.5 M examples cost per rank
         if self.lengths.ndim != 1 or len(self.lengths) == 0:
             raise ValueError("BucketBatchSampler got no examples")
         too_short = np.flatnonzero(self.lengths < 1)
@@ -151,10 +151,11 @@ class BucketBatchSampler(Sampler[list[int]]):
         """Every rank's batches for this epoch, in the order they are dealt out."""
         generator = torch.Generator().manual_seed(self.seed + self.epoch)
         if self.shuffle:
-            tie_order = torch.randperm(len(self.lengths), generator=generator).numpy()  # (N,)
+            tie_order = torch.randperm(len(self.lengths), generator=generator).numpy().astype(np.int32)  # (N,)
         else:
-            tie_order = np.arange(len(self.lengths))
+            tie_order = np.arange(len(self.lengths), dtype=np.int32)
         order = tie_order[np.argsort(self.lengths[tie_order], kind="stable")]  # stable: ties keep tie_order
+        del tie_order
         batches = np.split(order, np.cumsum(self._batch_sizes)[:-1])
         if self.shuffle:
             batches = [batches[i] for i in torch.randperm(len(batches), generator=generator).tolist()]

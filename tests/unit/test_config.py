@@ -38,7 +38,7 @@ GROUP_OPTIONS = [(group, option) for group in ("data", "model", "trainer", "logg
 @pytest.mark.parametrize("group, option", GROUP_OPTIONS, ids=[f"{g}={o}" for g, o in GROUP_OPTIONS])
 def test_every_group_option_composes_and_passes_the_checks(group, option):
     overrides = [f"{group}={option}"]
-    if (group, option) == ("data", "text"):
+    if (group, option) in (("data", "text"), ("experiment", "wmt_bilstm")):
         overrides.append("data.root=/some/corpus")
     cfg = compose_train(overrides)
     check_train_config(cfg)
@@ -49,7 +49,7 @@ def test_the_groups_have_the_documented_options():
     assert {"bilstm", "bigru", "lstm", "luong"} <= set(options("model"))
     assert {"default", "cpu", "gpu", "ddp", "ddp_cpu"} <= set(options("trainer"))
     assert {"numbers", "multi30k", "text"} <= set(options("data"))
-    assert {"multi30k_bilstm", "ref_bilstm"} <= set(options("experiment"))
+    assert {"multi30k_bilstm", "ref_bilstm", "wmt_bilstm"} <= set(options("experiment"))
 
 
 def has_module(name: str) -> bool:

@@ -212,3 +212,18 @@ def test_processes_share_the_corpus_pages_and_receive_only_its_path(tmp_path):
         assert total == int(split.src_ids.tokens.sum())
         assert rss >= 0.9 * token_kb  # the whole file was read through the mapping ...
         assert shared >= 0.9 * rss  # ... and its pages are the other process's too, not a copy
+
+
+def test_dataloader_workers_read_the_store_and_give_the_same_batches(tmp_path):
+    write_corpus(tmp_path / "corpus")
+    single = make_datamodule(tmp_path)
+    workers = make_datamodule(tmp_path, num_workers=2)
+    single.setup("fit")
+    workers.setup("fit")
+    for epoch in (0, 1):
+        ours, theirs = workers.train_dataloader(), single.train_dataloader()
+        ours.batch_sampler.set_epoch(epoch)
+        theirs.batch_sampler.set_epoch(epoch)
+        assert ours.num_workers == 2
+        for a, b in zip(ours, theirs, strict=True):
+            assert a.src.equal(b.src) and a.tgt_out.equal(b.tgt_out) and a.indices.equal(b.indices)

@@ -127,3 +127,17 @@ def test_loading_a_foreign_or_broken_file_names_it(tmp_path):
         TextTokenizer.load(swapped)
     with pytest.raises(FileNotFoundError, match="missing.json"):
         TextTokenizer.load(tmp_path / "missing.json")
+
+
+def test_word_encoding_in_python_gives_the_librarys_ids_for_any_whitespace_and_special_tokens():
+    import random
+
+    rng = random.Random(0)
+    words = ["haus", "Haus", "ein", "<unk>", "<pad>", "a<unk>b", "<", "x<y", "ümlaut", "straße", "", "日本"]
+    spaces = [" ", "  ", "\t", "\n", "\r", "\x0b", "\x0c", "\x1c", "\x1f", "\x85", "\u00a0", "\u180e", "\u2009",
+              "\u200b", "\u2028", "\u3000"]
+    tokenizer = TextTokenizer.train(["ein haus", "straße Haus", "日本 ein"], "word", 100, 1)
+    texts = ["".join(rng.choice(words) + rng.choice(spaces) for _ in range(rng.randint(0, 6))) for _ in range(5000)]
+    library = [e.ids for e in tokenizer._tokenizer.encode_batch(texts, add_special_tokens=False)]
+    assert tokenizer.encode_batch(texts) == library
+    assert tokenizer._word_ids is not None  # the Python path was the one tested
