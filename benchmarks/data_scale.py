@@ -32,7 +32,7 @@ import time
 from pathlib import Path
 
 from common import REPO, compose_config, environment
-from seq2seq.data import TranslationDataModule, make_numbers
+from seq2seq.data import BucketBatchSampler, TranslationDataModule, make_numbers
 from seq2seq.data.corpus import read_lines
 
 
@@ -149,6 +149,21 @@ def ddp_memory(command: list[str], log_path: Path) -> dict:
     return {"wall_s": round(time.perf_counter() - start, 1), "processes": processes}
 
 
+def sampler_seconds(lengths) -> dict:
+    """Seconds to plan the batches of this many examples and to deal out one epoch of them, two ranks."""
+    timings = {}
+    for name, limits in (("batch_size=64", dict(max_tokens=None, batch_size=64)),
+                         ("max_tokens=8000", dict(max_tokens=8000, batch_size=None))):
+        start = time.perf_counter()
+        sampler = BucketBatchSampler(lengths, shuffle=True, seed=1, num_replicas=2, rank=1, **limits)
+        planned = time.perf_counter() - start
+        sampler.set_epoch(1)
+        num_batches = sum(1 for _ in sampler)
+        timings[name] = {"plan_s": round(planned, 2), "epoch_s": round(time.perf_counter() - start - planned, 2),
+                         "batches_per_rank": num_batches}
+    return timings
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--pairs", type=int, required=True, help="training pairs to synthesize")
@@ -194,6 +209,7 @@ def main() -> None:
             },
             "cache_mb": folder_size_mb(cache),
         }
+        report["sampler"] = sampler_seconds(stored.bucket_lengths())
         del datamodule, stored
 
         # 2. a training run with the cache warm
