@@ -48,7 +48,7 @@ def synthesize(work: Path, num_pairs: int, source: Path | None) -> Path:
     """{work}/corpus/{train,val,test}.{de,en}: N joined training pairs; val and test copied from the source."""
     if source is None:
         source = work / "numbers"
-        make_numbers(source, seed=1234, train_size=20000, val_size=200, test_size=200, max_number=999999)
+        make_numbers(source, seed=1234, train_size=2000, val_size=100, test_size=100, max_number=999999)
     src_lines = read_lines(existing(source, "train", "de"), "--source")
     tgt_lines = read_lines(existing(source, "train", "en"), "--source")
     corpus = work / "corpus"
@@ -67,7 +67,7 @@ def synthesize(work: Path, num_pairs: int, source: Path | None) -> Path:
 
 
 def folder_size_mb(folder: Path) -> float:
-    return round(sum(p.stat().st_size for p in folder.rglob("*") if p.is_file()) / 2**20, 1)
+    return round(sum(p.stat().st_size for p in folder.rglob("*") if p.is_file()) / 2**20, 3)
 
 
 def train_command(corpus: Path, cache: Path, run: Path, overrides: list[str], *extra: str) -> list[str]:
@@ -171,9 +171,12 @@ def main() -> None:
     parser.add_argument("--work", type=Path, default=None, help="work folder (default: a temporary one, removed)")
     parser.add_argument("--ddp", action="store_true", help="also measure a trainer=ddp_cpu run (2 ranks)")
     parser.add_argument("--ddp-steps", type=int, default=20, help="training steps of the DDP run")
+    parser.add_argument("--threads", type=int, default=None, help="torch threads of every process (default: all cores)")
     parser.add_argument("overrides", nargs="*", help="Hydra overrides for every run, as for train.py")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", stream=sys.stderr)  # progress
+    if args.threads:
+        os.environ["OMP_NUM_THREADS"] = str(args.threads)  # the training processes started below
 
     work = args.work or Path(tempfile.mkdtemp(prefix="seq2seq-data-scale-"))
     work.mkdir(parents=True, exist_ok=True)
@@ -202,7 +205,7 @@ def main() -> None:
             "corpus_mb": folder_size_mb(corpus),
             "synthesis_s": round(synthesis_s, 1),
             "preprocess": {
-                "seconds": round(preprocess_s, 1),
+                "seconds": round(preprocess_s, 3),
                 "pairs_per_s": round(args.pairs / preprocess_s),
                 "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
                 "peak_rss_mb_before": round(rss_before / 1024, 1),
@@ -223,7 +226,7 @@ def main() -> None:
                                     f"trainer.max_steps={args.ddp_steps}")
             report["ddp_cpu"] = ddp_memory(command, work / "ddp_run.log")
         report["environment"] = environment_without_torch_state()
-        print(json.dumps(report, indent=2))
+        print(json.dumps(report))
     finally:
         if args.work is None:
             shutil.rmtree(work, ignore_errors=True)

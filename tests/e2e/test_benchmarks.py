@@ -77,3 +77,16 @@ def test_init_signal_shows_the_schemes_apart(tmp_path):
     assert pytorch["src_embedding_rms"] == pytest.approx(1.0, rel=0.2)  # nn.Embedding's N(0, 1)
     assert wide["src_embedding_rms"] == pytest.approx(0.1, rel=0.2)
     assert wide["attentional_rms"] > pytorch["attentional_rms"]
+
+
+def test_data_scale_reports_preprocessing_the_warm_start_and_each_ddp_rank(tmp_path):
+    tiny_model = ["model.hidden_size=16", "model.encoder_hidden_size=8", "model.src_embedding_dim=8",
+                  "model.tgt_embedding_dim=8", "data.batch_size=16"]
+    report = run_benchmark("data_scale.py", "--pairs", "500", "--work", str(tmp_path / "work"), "--ddp",
+                           "--ddp-steps", "2", *tiny_model)
+    assert report["benchmark"] == "data_scale" and report["pairs"] == 500 == report["kept_pairs"]
+    assert report["preprocess"]["seconds"] > 0 and report["cache_mb"] > 0
+    assert report["warm_run"]["to_first_step_s"] < report["warm_run"]["wall_s"]
+    assert [p["process"] for p in report["ddp_cpu"]["processes"]].count("rank") == 2
+    assert all(p["uss_mb"] > 0 for p in report["ddp_cpu"]["processes"])
+    assert report["sampler"]["batch_size=64"]["batches_per_rank"] > 0
