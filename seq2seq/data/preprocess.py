@@ -28,7 +28,7 @@ import logging
 import os
 import shutil
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from itertools import chain
 from pathlib import Path
@@ -142,34 +142,34 @@ def _count_lines(path: Path) -> int:
         return 1 + sum(block.count(b"\n") for block in iter(lambda: f.read(1 << 20), b""))
 
 
-def _sampled_pairs(source: PairSource, sample_size: int) -> list[tuple[str, str]] | None:
-    """A uniform random sample of ``sample_size`` non-empty pairs (fixed seed), or None when the corpus has no
-    more than that many lines (then the whole corpus is used, streamed)."""
+def _sample_mask(source: PairSource, sample_size: int) -> np.ndarray | None:
+    """``mask[line_number]`` is True for a uniform random sample of ``sample_size`` lines (fixed seed), or None
+    when the corpus has no more lines than that (then every pair is used)."""
     num_lines = _count_lines(source.paths[0])
     if num_lines <= sample_size:
         return None
-    chosen = np.zeros(num_lines + 2, dtype=bool)
+    chosen = np.zeros(num_lines + 2, dtype=bool)  # one byte per line: 4.5 MB for 4.5 M pairs
     chosen[np.random.default_rng(SAMPLE_SEED).choice(num_lines, sample_size, replace=False) + 1] = True
-    reader = source.nonempty_pairs()
-    return [(src, tgt) for line_number, src, tgt in reader if chosen[line_number]]
+    return chosen
+
+
+def _side(source: PairSource, side: int, mask: np.ndarray | None) -> Iterator[str]:
+    """One side's sentences, streamed from the files (every pair, or the sampled lines only)."""
+    for pair in source.nonempty_pairs():
+        if mask is None or mask[pair[0]]:
+            yield pair[side]
 
 
 def train_tokenizers(source: PairSource, settings: dict[str, Any],
                      sample_size: int | None) -> tuple[TextTokenizer, TextTokenizer]:
-    """Source and target tokenizers trained on the split's pairs (or a sample of them), streamed."""
+    """Source and target tokenizers trained on the split's pairs (or a random sample of them), each side
+    streamed from the files: memory does not grow with the corpus or the sample."""
     start = time.monotonic()
-    sample = _sampled_pairs(source, sample_size) if sample_size else None
-    if sample is not None:
-        src_texts: Iterable[str] = (src for src, _ in sample)
-        tgt_texts: Iterable[str] = (tgt for _, tgt in sample)
-        what = f"a random sample of {len(sample):,} pairs (data.tokenizer_sample_size)"
-    else:
-        src_texts = (src for _, src, _ in source.nonempty_pairs())
-        tgt_texts = (tgt for _, _, tgt in source.nonempty_pairs())
-        what = "every pair"
-    src = TextTokenizer.train(src_texts, settings["src_tokenizer"], settings["src_vocab_size"],
+    mask = _sample_mask(source, sample_size) if sample_size else None
+    what = "every pair" if mask is None else f"a random sample of {sample_size:,} lines (data.tokenizer_sample_size)"
+    src = TextTokenizer.train(_side(source, 1, mask), settings["src_tokenizer"], settings["src_vocab_size"],
                               settings["min_frequency"])
-    tgt = TextTokenizer.train(tgt_texts, settings["tgt_tokenizer"], settings["tgt_vocab_size"],
+    tgt = TextTokenizer.train(_side(source, 2, mask), settings["tgt_tokenizer"], settings["tgt_vocab_size"],
                               settings["min_frequency"])
     log.info("trained tokenizers on %s of %s in %.1f s: source %s, target %s", what, source.description,
              time.monotonic() - start, src, tgt)
