@@ -197,6 +197,23 @@ def worker_error(error: Exception, shutdown: GracefulShutdown) -> Exception:
     return DistributedWorkerError(f"DDP rank {rank} failed: {last}")
 
 
+def optimized_value(cfg: DictConfig, metrics: dict[str, float]) -> Optional[float]:
+    """What a sweeper (``hparams_search=optuna``) optimises: the final value of ``cfg.optimized_metric``.
+
+    A run that has no such value is an error saying why, so that the sweep reports the trial as failed with that
+    reason (and goes on), instead of failing it for returning nothing."""
+    name = cfg.get("optimized_metric")
+    if not name:
+        return None
+    if name not in metrics:
+        why = ""
+        if not any(metric.startswith("val/") for metric in metrics):
+            why = ("; no validation ran before training ended: raise trainer.max_steps or lower "
+                   "trainer.val_check_interval")
+        raise ValueError(f"optimized_metric: this run has no {name} (it has {', '.join(sorted(metrics))}){why}")
+    return metrics[name]
+
+
 def train(cfg: DictConfig) -> dict[str, float]:
     """Train (or resume) as ``cfg`` says; returns the final metrics."""
     with ddp_in_sweep_job():  # in a sweep: DDP ranks join this job, and leave nothing behind for the next

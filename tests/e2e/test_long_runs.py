@@ -198,3 +198,36 @@ def test_a_run_shorter_than_an_epoch_ends_cleanly_with_a_checkpoint(tmp_path, ca
     assert [line.split(" | ")[1] for line in progress[:3]] == ["step 1/3", "step 2/3", "step 3/3"]
     assert progress[-2].startswith("training ended | epoch 1/2 | step 3 |") and progress[-2].endswith("no validation ran")
     assert progress[-1].startswith("test | the final weights | test/bleu ")
+
+
+def has_optuna_sweeper() -> bool:
+    import importlib.util
+
+    try:
+        return importlib.util.find_spec("hydra_plugins.hydra_optuna_sweeper") is not None
+    except ModuleNotFoundError:
+        return False
+
+
+@pytest.mark.skipif(not has_optuna_sweeper(),
+                    reason="hydra-optuna-sweeper is an optional extra (pip install -e '.[optuna]')")
+def test_an_optuna_sweep_fails_a_trial_without_validation_saying_why_and_goes_on(tmp_path):
+    tiny = [o for o in tiny_overrides(tmp_path) if not o.startswith(("output_dir=", "model.hidden_size="))]
+    result = subprocess.run(
+        script_command(
+            "train.py", "hparams_search=optuna", "hydra.sweeper.n_trials=2", f"hydra.sweep.dir={tmp_path / 'sweep'}",
+            # One epoch is 7 steps: a trial of 3 ends before its validation. Seed 10 draws 3 first, then 7.
+            '++hydra.sweeper.params={model.hidden_size:"choice(16)",model.dropout:"choice(0.0)",optim.lr:"choice(0.01)",'
+            'trainer.max_steps:"choice(3,7)"}', "hydra.sweeper.sampler.seed=10",
+            *tiny, "trainer.max_epochs=1", "test_after_training=false", "num_logged_samples=0",
+        ),
+        cwd=tmp_path, capture_output=True, text=True, timeout=300, env=ONE_THREAD,
+    )
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output[-3000:]
+    launched = re.findall(r"#(\d) : .*trainer\.max_steps=(\d+)", output)
+    assert launched == [("0", "3"), ("1", "7")], launched
+    assert re.search(r"Failed experiment: optimized_metric: this run has no val/bleu .*no validation ran", output)
+    sweep = tmp_path / "sweep"
+    assert read_checkpoint(sweep / "0" / "checkpoints" / "last.ckpt").global_step == 3  # the failed trial's work is kept
+    assert "trainer.max_steps: 7" in (sweep / "optimization_results.yaml").read_text()  # the sweep went on to the next
