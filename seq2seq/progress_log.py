@@ -2,9 +2,10 @@
 
 :class:`ProgressLog` writes, through the ``seq2seq.progress_log`` logger:
 
-- every ``trainer.log_every_n_steps`` optimizer steps, one line::
+- every ``trainer.log_every_n_steps`` optimizer steps, one line (here in two)::
 
-    epoch 1/3 | step 50/939 | loss 3.412 | ppl 30.33 | lr 0.001 | gnorm 1.234 | 1530 tgt tok/s | elapsed 0:01:10 | eta 0:21:40
+    epoch 1/3 | step 50/939 | loss 3.412 | ppl 30.33 | lr 0.001 | gnorm 1.234 | 1530 tgt tok/s
+    | elapsed 0:01:10 | eta 0:21:40
 
 - after every validation, one line with every ``val/*`` metric, the best value of the monitored one so far and
   the checkpoint written for it (or how many validations it has not improved for, out of early stopping's
@@ -85,6 +86,10 @@ class ProgressLog(Callback):
         self._step_lr: Optional[float] = None
         self._pending_validation: Optional[dict[str, Any]] = None
         self._saved_before: set[str] = set()
+        # Where the logging setup sends these lines, to set it up again in processes started without it (the ranks
+        # of ddp_spawn, whose rank 0 writes them).
+        self._destinations = _destinations()
+        self._added_handlers: list[logging.Handler] = []
 
     # ------------------------------------------------------------------------------------- state
     def state_dict(self) -> dict[str, Any]:
@@ -97,6 +102,24 @@ class ProgressLog(Callback):
         now = time.monotonic()
         return self._elapsed_before + (now - self._started if self._started is not None else 0.0)
 
+    def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        if log.hasHandlers() or not trainer.is_global_zero:
+            return
+        for filename, formatter in self._destinations:
+            handler = logging.FileHandler(filename) if filename else ConsoleUnlessTerminal()
+            handler.setFormatter(formatter)
+            log.addHandler(handler)
+            self._added_handlers.append(handler)
+        if self._added_handlers:
+            log.setLevel(logging.INFO)
+            log.propagate = False
+
+    def teardown(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        for handler in self._added_handlers:
+            log.removeHandler(handler)
+            handler.close()
+        self._added_handlers = []
+
     # ------------------------------------------------------------------------------------ training
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self._started = time.monotonic()
@@ -106,7 +129,8 @@ class ProgressLog(Callback):
         self._last_reported_step = trainer.global_step
         self._saved_before = set(self._checkpoint_files(trainer))
 
-    def on_train_batch_start(self, trainer: L.Trainer, pl_module: L.LightningModule, batch: Any, batch_idx: int) -> None:
+    def on_train_batch_start(self, trainer: L.Trainer, pl_module: L.LightningModule, batch: Any,
+                             batch_idx: int) -> None:
         self._flush_validation(trainer)
         if self._interval_start is None:
             self._interval_start = time.monotonic()
@@ -150,7 +174,8 @@ class ProgressLog(Callback):
     def _epoch(self, trainer: L.Trainer, epoch: Optional[int] = None) -> str:
         # Counted from 1, as people count; checkpoint names count from 0 (best-epoch00-...), as Lightning does.
         epoch = (trainer.current_epoch if epoch is None else epoch) + 1
-        return f"epoch {epoch}/{trainer.max_epochs}" if trainer.max_epochs and trainer.max_epochs > 0 else f"epoch {epoch}"
+        bounded = trainer.max_epochs is not None and trainer.max_epochs > 0
+        return f"epoch {epoch}/{trainer.max_epochs}" if bounded else f"epoch {epoch}"
 
     def _eta(self, trainer: L.Trainer) -> Optional[float]:
         """The remaining steps at this process's pace so far (validations included); capped by ``max_time``."""
@@ -243,8 +268,23 @@ class ProgressLog(Callback):
             return
         weights = self._show(trainer, trainer.ckpt_path) if trainer.ckpt_path else "the final weights"
         metrics = {name: float(value) for name, value in trainer.callback_metrics.items() if name.startswith("test/")}
-        log.info(" | ".join(["test", weights, *(f"{name} {format_value(value)}" for name, value in sorted(metrics.items()))]))
+        shown = [f"{name} {format_value(value)}" for name, value in sorted(metrics.items())]
+        log.info(" | ".join(["test", weights, *shown]))
 
 
 def _model_checkpoint(trainer: L.Trainer) -> Optional[ModelCheckpoint]:
     return next((c for c in trainer.callbacks if isinstance(c, ModelCheckpoint) and c.monitor), None)
+
+
+def _destinations() -> list[tuple[Optional[str], Optional[logging.Formatter]]]:
+    """The files (and the stderr handler) that this module's log records reach now, with their formats."""
+    found: list[tuple[Optional[str], Optional[logging.Formatter]]] = []
+    logger: Optional[logging.Logger] = log
+    while logger is not None:
+        for handler in logger.handlers:
+            if isinstance(handler, logging.FileHandler):
+                found.append((handler.baseFilename, handler.formatter))
+            elif isinstance(handler, ConsoleUnlessTerminal):
+                found.append((None, handler.formatter))
+        logger = logger.parent if logger.propagate else None
+    return found

@@ -117,7 +117,8 @@ def checkpoint_to_resume(cfg: DictConfig, last: Path) -> Optional[Path]:
     """
     if cfg.get("resume", "never") == "auto" and last.is_file():
         if cfg.ckpt_path:
-            log.info("resume=auto: continuing from this run's %s (ckpt_path=%s is where it started)", last, cfg.ckpt_path)
+            log.info("resume=auto: continuing from this run's %s (ckpt_path=%s is where it started)", last,
+                     cfg.ckpt_path)
         else:
             log.info("resume=auto: continuing from %s", last)
         return last

@@ -64,7 +64,7 @@ def event_steps(events_file: Path, tag: str) -> list[int]:
 
 @pytest.fixture(scope="module")
 def reference(tmp_path_factory):
-    """The uninterrupted run, its stdout and stderr redirected to run.log as in ``python train.py ... > run.log 2>&1``."""
+    """The uninterrupted run, its output redirected to run.log as in ``python train.py ... > run.log 2>&1``."""
     base = tmp_path_factory.mktemp("reference")
     log_file = base / "run.log"
     with open(log_file, "w") as output:
@@ -124,8 +124,8 @@ def test_a_redirected_run_logs_steps_and_validations_with_the_values_tensorboard
 
     # Early stopping acted at the mid-epoch validation, not at an epoch's end.
     assert read_checkpoint(run / "checkpoints" / "last.ckpt").global_step == final_step
-    assert re.fullmatch(rf"training ended \| epoch 2/2 \| step {final_step} \| elapsed \S+ \| best val/bleu \S+: {best}",
-                        lines[-2]), lines[-2]
+    ended = rf"training ended \| epoch 2/2 \| step {final_step} \| elapsed \S+ \| best val/bleu \S+: {best}"
+    assert re.fullmatch(ended, lines[-2]), lines[-2]
     test_line = lines[-1]
     assert test_line.startswith(f"test | {best} | test/bleu ")
     assert float(lines_value(test_line, "test/loss")) == pytest.approx(next(iter(logged["test/loss"].values())),
@@ -179,7 +179,8 @@ def test_the_same_command_resumes_a_run_stopped_by_sigusr1_as_if_never_stopped(r
     assert read_checkpoint(run / "checkpoints" / "last.ckpt").global_step == VALIDATED_STEPS[-1]  # stopped early too
     assert sorted(path.name for path in (run / "checkpoints").glob("best-*.ckpt")) == ["best-epoch00-step3.ckpt"]
     train_log = (run / "train.log").read_text()
-    assert "resume=auto: no " in train_log and f"resume=auto: continuing from {run / 'checkpoints' / 'last.ckpt'}" in train_log
+    assert "resume=auto: no " in train_log  # the first launch started from scratch, the second went on:
+    assert f"resume=auto: continuing from {run / 'checkpoints' / 'last.ckpt'}" in train_log
     steps = [int(m[1]) for m in re.finditer(r"\| step (\d+)/", train_log)]
     assert steps == list(range(2, VALIDATED_STEPS[-1] + 1, 2))  # appended to: both segments' lines, in order
 
@@ -191,12 +192,14 @@ def test_a_run_shorter_than_an_epoch_ends_cleanly_with_a_checkpoint(tmp_path, ca
     checkpoints = tmp_path / "run" / "checkpoints"
     assert read_checkpoint(checkpoints / "last.ckpt").global_step == 3
     assert not list(checkpoints.glob("best-*.ckpt"))
-    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING" and "no validation ran" in r.getMessage()]
+    warnings = [r.getMessage() for r in caplog.records
+                if r.levelname == "WARNING" and "no validation ran" in r.getMessage()]
     assert len(warnings) == 1 and "global step 3" in warnings[0] and str(checkpoints / "last.ckpt") in warnings[0]
     assert "val/bleu" not in metrics and "test/bleu" in metrics  # the final weights were tested
     progress = [r.getMessage() for r in caplog.records if r.name == "seq2seq.progress_log"]
     assert [line.split(" | ")[1] for line in progress[:3]] == ["step 1/3", "step 2/3", "step 3/3"]
-    assert progress[-2].startswith("training ended | epoch 1/2 | step 3 |") and progress[-2].endswith("no validation ran")
+    assert progress[-2].startswith("training ended | epoch 1/2 | step 3 |")
+    assert progress[-2].endswith("no validation ran")
     assert progress[-1].startswith("test | the final weights | test/bleu ")
 
 
@@ -217,8 +220,8 @@ def test_an_optuna_sweep_fails_a_trial_without_validation_saying_why_and_goes_on
         script_command(
             "train.py", "hparams_search=optuna", "hydra.sweeper.n_trials=2", f"hydra.sweep.dir={tmp_path / 'sweep'}",
             # One epoch is 7 steps: a trial of 3 ends before its validation. Seed 10 draws 3 first, then 7.
-            '++hydra.sweeper.params={model.hidden_size:"choice(16)",model.dropout:"choice(0.0)",optim.lr:"choice(0.01)",'
-            'trainer.max_steps:"choice(3,7)"}', "hydra.sweeper.sampler.seed=10",
+            '++hydra.sweeper.params={model.hidden_size:"choice(16)",model.dropout:"choice(0.0)",'
+            'optim.lr:"choice(0.01)",trainer.max_steps:"choice(3,7)"}', "hydra.sweeper.sampler.seed=10",
             *tiny, "trainer.max_epochs=1", "test_after_training=false", "num_logged_samples=0",
         ),
         cwd=tmp_path, capture_output=True, text=True, timeout=300, env=ONE_THREAD,
@@ -229,5 +232,5 @@ def test_an_optuna_sweep_fails_a_trial_without_validation_saying_why_and_goes_on
     assert launched == [("0", "3"), ("1", "7")], launched
     assert re.search(r"Failed experiment: optimized_metric: this run has no val/bleu .*no validation ran", output)
     sweep = tmp_path / "sweep"
-    assert read_checkpoint(sweep / "0" / "checkpoints" / "last.ckpt").global_step == 3  # the failed trial's work is kept
+    assert read_checkpoint(sweep / "0" / "checkpoints" / "last.ckpt").global_step == 3  # the failed trial's work
     assert "trainer.max_steps: 7" in (sweep / "optimization_results.yaml").read_text()  # the sweep went on to the next
