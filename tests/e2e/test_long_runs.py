@@ -185,20 +185,31 @@ def test_the_same_command_resumes_a_run_stopped_by_sigusr1_as_if_never_stopped(r
     assert steps == list(range(2, VALIDATED_STEPS[-1] + 1, 2))  # appended to: both segments' lines, in order
 
 
-def test_a_run_shorter_than_an_epoch_ends_cleanly_with_a_checkpoint(tmp_path, caplog):
+SHORT_RUNS = {
+    # max_steps within the first epoch: early stopping and best-checkpoint selection have no val/bleu to look at.
+    "max_steps_within_an_epoch": (["trainer.max_steps=3"], 3, "epoch 1/2"),
+    # Validation every 10 steps across epochs of 7: the first epoch ends with no val/bleu for plateau scheduling.
+    "epoch_before_validation": (["trainer.val_check_interval=10", "trainer.check_val_every_n_epoch=null",
+                                 "trainer.max_epochs=1", "optim.scheduler=plateau"], STEPS_PER_EPOCH, "epoch 1/1"),
+}
+
+
+@pytest.mark.parametrize("extra, last_step, epoch", SHORT_RUNS.values(), ids=SHORT_RUNS.keys())
+def test_a_run_that_ends_before_its_first_validation_ends_cleanly_with_a_checkpoint(tmp_path, caplog, extra,
+                                                                                    last_step, epoch):
     caplog.set_level(logging.INFO, logger="seq2seq.progress_log")
-    cfg = compose_train(tiny_overrides(tmp_path) + ["trainer.max_steps=3"])
-    metrics = train(cfg)  # no "Early stopping conditioned on metric val/bleu which is not available"
+    metrics = train(compose_train(tiny_overrides(tmp_path) + extra))  # no "... conditioned on metric val/bleu ..."
     checkpoints = tmp_path / "run" / "checkpoints"
-    assert read_checkpoint(checkpoints / "last.ckpt").global_step == 3
+    assert read_checkpoint(checkpoints / "last.ckpt").global_step == last_step
     assert not list(checkpoints.glob("best-*.ckpt"))
     warnings = [r.getMessage() for r in caplog.records
                 if r.levelname == "WARNING" and "no validation ran" in r.getMessage()]
-    assert len(warnings) == 1 and "global step 3" in warnings[0] and str(checkpoints / "last.ckpt") in warnings[0]
+    assert len(warnings) == 1 and f"global step {last_step}," in warnings[0]
+    assert str(checkpoints / "last.ckpt") in warnings[0]
     assert "val/bleu" not in metrics and "test/bleu" in metrics  # the final weights were tested
     progress = [r.getMessage() for r in caplog.records if r.name == "seq2seq.progress_log"]
-    assert [line.split(" | ")[1] for line in progress[:3]] == ["step 1/3", "step 2/3", "step 3/3"]
-    assert progress[-2].startswith("training ended | epoch 1/2 | step 3 |")
+    assert [line.split(" | ")[1] for line in progress[:3]] == [f"step {n}/{last_step}" for n in (1, 2, 3)]
+    assert progress[-2].startswith(f"training ended | {epoch} | step {last_step} |")
     assert progress[-2].endswith("no validation ran")
     assert progress[-1].startswith("test | the final weights | test/bleu ")
 
