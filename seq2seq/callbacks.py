@@ -1,13 +1,15 @@
-"""Keeping a run's work: ``last.ckpt`` kept current, and a clean stop on SIGTERM or Ctrl-C.
+"""Keeping a run's work: ``last.ckpt`` kept current, and a clean stop on SIGTERM, SIGUSR1 or Ctrl-C.
 
 :class:`LastCheckpoint` rewrites ``last.ckpt`` (atomically, see :mod:`seq2seq.checkpoint_io`) at every point
 Lightning can resume from exactly, so a killed run loses at most the steps since then.
 
-:class:`GracefulShutdown` turns SIGTERM (what ``kill``, SLURM, Kubernetes and most schedulers send) and a
-first Ctrl-C (SIGINT) into a clean stop: the step in progress finishes, together with the validation it
-triggers, then ``last.ckpt`` is written and :class:`TrainingInterrupted` ends the run, carrying the
-checkpoint to resume from. ``train.py`` turns that into one line on stderr with the command to resume, and
-exits with 128 + the signal number (143 for SIGTERM, 130 for Ctrl-C).
+:class:`GracefulShutdown` turns SIGTERM (what ``kill``, SLURM, Kubernetes and most schedulers send), SIGUSR1
+(what a SLURM job script asks for before its time limit, ``#SBATCH --signal=USR1@90``) and a first Ctrl-C
+(SIGINT) into a clean stop: the step in progress finishes, together with the validation it triggers, then
+``last.ckpt`` is written and :class:`TrainingInterrupted` ends the run, carrying the checkpoint to resume from.
+``train.py`` turns that into one line on stderr with the command to resume, and exits with 128 + the signal
+number (143 for SIGTERM, 138 for SIGUSR1, 130 for Ctrl-C): a job script tells a time limit from a cancellation
+by it.
 
 A second Ctrl-C stops at once (Lightning's own KeyboardInterrupt handling); the checkpoint is then written
 from wherever the run was, unless it was in the middle of an optimizer update, whose parameters and
@@ -36,7 +38,8 @@ from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 log = logging.getLogger(__name__)
 
-HANDLED_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+# SIGUSR1: what a SLURM job is told to send before its time limit (#SBATCH --signal=USR1@90, README "On a cluster").
+HANDLED_SIGNALS = (signal.SIGTERM, signal.SIGINT) + ((signal.SIGUSR1,) if hasattr(signal, "SIGUSR1") else ())
 
 
 class LastCheckpoint(Checkpoint):
@@ -95,7 +98,7 @@ class TrainingInterrupted(Exception):
     @classmethod
     def from_worker(cls, error_line: str, checkpoint: Path) -> Optional[TrainingInterrupted]:
         """Rebuild the interruption a ``ddp_spawn`` worker raised, from the last line of its traceback."""
-        match = re.search(r"TrainingInterrupted: training stopped by (SIG[A-Z]+) at global step (\d+); (saved )?",
+        match = re.search(r"TrainingInterrupted: training stopped by (SIG[A-Z0-9]+) at global step (\d+); (saved )?",
                           error_line)
         if match is None:
             return None
@@ -105,7 +108,7 @@ class TrainingInterrupted(Exception):
 
 
 class GracefulShutdown(Callback):
-    """On SIGTERM or Ctrl-C: finish the current step, write ``dirpath/filename``, stop with TrainingInterrupted.
+    """On SIGTERM, SIGUSR1 or Ctrl-C: finish the current step, write ``dirpath/filename``, stop with TrainingInterrupted.
 
     Args:
         dirpath: the run's checkpoint folder (the one ``ckpt_path=.../last.ckpt`` resumes from).
@@ -135,7 +138,7 @@ class GracefulShutdown(Callback):
                 signal.Signals(signum).name, self.path,
             )
             launcher = self._trainer.strategy.launcher if self._trainer is not None else None
-            if signum == signal.SIGTERM and launcher is not None:
+            if signum != signal.SIGINT and launcher is not None:
                 launcher.kill(signum)  # workers Lightning started itself would not hear it otherwise
 
     def _install(self) -> None:
@@ -153,7 +156,7 @@ class GracefulShutdown(Callback):
     @contextmanager
     def spawned_workers_stop_gracefully(self, trainer: L.Trainer) -> Iterator[None]:
         """With ``ddp_spawn`` the launching process only waits for the workers, which run this callback. While they
-        run it passes SIGTERM on to them, and leaves a first Ctrl-C (which a terminal sends to the workers too) to
+        run it passes SIGTERM and SIGUSR1 on to them, and leaves a first Ctrl-C (which a terminal sends to the workers too) to
         them, so that they stop as described above and report back; a second Ctrl-C stops it at once."""
         from lightning.pytorch.strategies.launchers.multiprocessing import _MultiProcessingLauncher
 
@@ -164,7 +167,7 @@ class GracefulShutdown(Callback):
         interrupts = []
 
         def forward(signum: int, frame: Optional[FrameType]) -> None:
-            if signum == signal.SIGTERM:
+            if signum != signal.SIGINT:
                 launcher.kill(signum)
             elif interrupts:
                 raise KeyboardInterrupt

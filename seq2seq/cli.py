@@ -62,13 +62,18 @@ def one_line(error: BaseException) -> str:
 
 
 def resume_command(script: str, checkpoint: Optional[Path]) -> str:
-    """The command line that resumes this run: its own overrides (when Hydra knows them) and ``ckpt_path``."""
+    """The command line that resumes this run: its own overrides (when Hydra knows them) and ``ckpt_path``; or the
+    same command, when it has ``resume=auto`` and a fixed folder (``run_name`` or ``hydra.run.dir``)."""
     if checkpoint is None:
         return f"python {script} [same overrides as before] (there is no checkpoint yet: this starts over)"
     overrides = _task_overrides()
     if overrides is None:
         shown = "[same overrides as before]"
     else:
+        keys = {o.split("=", 1)[0].lstrip("+~") for o in overrides}
+        if "resume=auto" in overrides and keys & {"run_name", "hydra.run.dir"}:
+            # The same folder and resume=auto: the very same command finds the checkpoint.
+            return " ".join(["python", script, *(shlex.quote(o) for o in overrides)])
         kept = [o for o in overrides if o.split("=", 1)[0].lstrip("+~") != "ckpt_path"]
         shown = " ".join(shlex.quote(o) for o in kept)
     return " ".join(part for part in (f"python {script}", shown, shlex.quote(f"ckpt_path={checkpoint}")) if part)

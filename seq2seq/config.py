@@ -133,6 +133,12 @@ class TrainConfig:
     seed: int = 1234
     # Resume: the checkpoint (e.g. a run's checkpoints/last.ckpt) to continue training from.
     ckpt_path: Optional[str] = None
+    # never | auto: continue from the run folder's own checkpoints/last.ckpt when there is one (a re-launched or
+    # requeued job), else start from ckpt_path or from scratch. Needs a stable run folder: run_name.
+    resume: str = "never"
+    # The run's folder is logs/<task_name>/runs/<run_name>; by default the date and time, so every run gets a new
+    # one. A fixed name (run_name=$SLURM_JOB_ID) lets the same command find the folder again.
+    run_name: str = "${now:%Y-%m-%d_%H-%M-%S}"
     # Also write checkpoints/last.ckpt every N optimizer steps (null: only after each validation), so that a
     # killed run loses at most N steps.
     checkpoint_every_n_steps: Optional[int] = None

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import logging
 import math
-import time
 from typing import Any, Optional
 
 import lightning as L
@@ -59,7 +58,6 @@ class TranslationModule(L.LightningModule):
         self._eval_loss_sum = 0.0
         self._eval_tokens = 0
         self._eval_hypotheses: dict[int, str] = {}
-        self._last_batch_end: Optional[float] = None
         self._nonfinite_in_a_row = 0
         self._nonfinite_total = 0
         self._skip_update = False
@@ -157,16 +155,6 @@ class TranslationModule(L.LightningModule):
         micro_batch = batch_idx % self.trainer.accumulate_grad_batches
         place = (self._base_seed, self.trainer.global_step, micro_batch, self.global_rank)
         torch.manual_seed(hash(place) % 2**63)  # hash() of a tuple of ints is the same in every process
-
-    def on_train_batch_end(self, outputs: Any, batch: Batch, batch_idx: int) -> None:
-        now = time.perf_counter()
-        if self._last_batch_end is not None and self.trainer.global_step % self.trainer.log_every_n_steps == 0:
-            tokens = batch.num_tgt_tokens * self.trainer.world_size
-            self.log("train/tgt_tokens_per_sec", tokens / (now - self._last_batch_end), batch_size=len(batch))
-        self._last_batch_end = now
-
-    def on_train_epoch_start(self) -> None:
-        self._last_batch_end = None
 
     def configure_gradient_clipping(self, optimizer, gradient_clip_val=None, gradient_clip_algorithm=None) -> None:
         # One pass over the gradients both clips and measures their norm (before clipping).
@@ -300,7 +288,9 @@ class TranslationModule(L.LightningModule):
             )
             return {
                 "optimizer": optimizer,
-                "lr_scheduler": {"scheduler": plateau, "monitor": self.hparams.monitor, "interval": "epoch"},
+                # Not strict: an epoch that ends before the run's first validation leaves the rate as it is.
+                "lr_scheduler": {"scheduler": plateau, "monitor": self.hparams.monitor, "interval": "epoch",
+                                 "strict": False},
             }
         warmup = max(settings["warmup_steps"], 0)
         if scheduler == "inverse_sqrt":

@@ -8,6 +8,7 @@ from __future__ import annotations
 import logging
 import math
 import signal
+import sys
 from pathlib import Path
 from typing import Any, Optional
 
@@ -16,6 +17,7 @@ import lightning as L
 import torch
 from lightning.pytorch.callbacks import ModelCheckpoint, ProgressBar
 from lightning.pytorch.loggers import TensorBoardLogger
+from lightning.pytorch.plugins.environments import ClusterEnvironment, SLURMEnvironment
 from omegaconf import DictConfig, OmegaConf
 
 from seq2seq.callbacks import GracefulShutdown, LastCheckpoint, TrainingInterrupted
@@ -24,6 +26,7 @@ from seq2seq.checkpoint_io import AtomicCheckpointIO
 from seq2seq.cli import DistributedWorkerError, ddp_in_sweep_job
 from seq2seq.data import TranslationDataModule
 from seq2seq.lit_module import NonFiniteLossError, TranslationModule
+from seq2seq.progress_log import ProgressLog
 from seq2seq.validation import check_train_config
 
 log = logging.getLogger(__name__)
@@ -108,6 +111,33 @@ def find_checkpoint_dir(callbacks: list[Any], output_dir: Path) -> Path:
     return output_dir / "checkpoints"
 
 
+def checkpoint_to_resume(cfg: DictConfig, last: Path) -> Optional[Path]:
+    """The checkpoint training continues from: with ``resume=auto``, the run's own ``last.ckpt`` when it has one (the
+    same command re-launched, or a requeued job), else ``ckpt_path`` (the checkpoint the run started from), else none.
+    """
+    if cfg.get("resume", "never") == "auto" and last.is_file():
+        if cfg.ckpt_path:
+            log.info("resume=auto: continuing from this run's %s (ckpt_path=%s is where it started)", last,
+                     cfg.ckpt_path)
+        else:
+            log.info("resume=auto: continuing from %s", last)
+        return last
+    if cfg.ckpt_path:
+        return Path(cfg.ckpt_path).expanduser().resolve()
+    if cfg.get("resume", "never") == "auto":
+        log.info("resume=auto: no %s yet, starting from scratch", last)
+    return None
+
+
+def cluster_plugins(plugins: list[Any]) -> list[Any]:
+    """Under SLURM, Lightning's own requeueing off: on SIGUSR1 it would save an ``hpc_ckpt`` that only a job in the same
+    folder finds, and requeue the job itself. Here SIGUSR1 is a graceful stop that writes ``last.ckpt``
+    (:class:`GracefulShutdown`); the job script requeues (README, "On a cluster") and ``resume=auto`` continues."""
+    if SLURMEnvironment.detect() and not any(isinstance(plugin, ClusterEnvironment) for plugin in plugins):
+        return [*plugins, SLURMEnvironment(auto_requeue=False)]
+    return plugins
+
+
 def fit(
     trainer: L.Trainer,
     module: TranslationModule,
@@ -168,6 +198,23 @@ def worker_error(error: Exception, shutdown: GracefulShutdown) -> Exception:
     return DistributedWorkerError(f"DDP rank {rank} failed: {last}")
 
 
+def optimized_value(cfg: DictConfig, metrics: dict[str, float]) -> Optional[float]:
+    """What a sweeper (``hparams_search=optuna``) optimises: the final value of ``cfg.optimized_metric``.
+
+    A run that has no such value is an error saying why, so that the sweep reports the trial as failed with that
+    reason (and goes on), instead of failing it for returning nothing."""
+    name = cfg.get("optimized_metric")
+    if not name:
+        return None
+    if name not in metrics:
+        why = ""
+        if not any(metric.startswith("val/") for metric in metrics):
+            why = ("; no validation ran before training ended: raise trainer.max_steps or lower "
+                   "trainer.val_check_interval")
+        raise ValueError(f"optimized_metric: this run has no {name} (it has {', '.join(sorted(metrics))}){why}")
+    return metrics[name]
+
+
 def train(cfg: DictConfig) -> dict[str, float]:
     """Train (or resume) as ``cfg`` says; returns the final metrics."""
     with ddp_in_sweep_job():  # in a sweep: DDP ranks join this job, and leave nothing behind for the next
@@ -184,12 +231,14 @@ def _train(cfg: DictConfig) -> dict[str, float]:
         torch.set_float32_matmul_precision(cfg.matmul_precision)
     L.seed_everything(cfg.seed, workers=True)
 
-    ckpt_path = None
+    callbacks = instantiate_list(cfg.get("callbacks"))
+    checkpoint_dir = find_checkpoint_dir(callbacks, output_dir)
+    last = checkpoint_dir / "last.ckpt"
+    ckpt_path = checkpoint_to_resume(cfg, last)
     tokenizer_dir = output_dir / "tokenizers"
-    if cfg.ckpt_path:
+    if ckpt_path is not None:
         # Resuming: the checkpoint's own tokenizers, so token ids mean what they meant before.
-        ckpt_path = Path(cfg.ckpt_path).expanduser().resolve()
-        stored = read_checkpoint(ckpt_path, key="ckpt_path")
+        stored = read_checkpoint(ckpt_path, key="resume" if ckpt_path == last else "ckpt_path")
         tokenizer_dir.mkdir(parents=True, exist_ok=True)
         stored.src_tokenizer.save(tokenizer_dir / "src_tokenizer.json")
         stored.tgt_tokenizer.save(tokenizer_dir / "tgt_tokenizer.json")
@@ -206,19 +255,21 @@ def _train(cfg: DictConfig) -> dict[str, float]:
              f"{parameters:,}", datamodule.src_tokenizer.vocab_size, datamodule.tgt_tokenizer.vocab_size)
 
     loggers = instantiate_list(cfg.get("logger"))
-    callbacks = instantiate_list(cfg.get("callbacks"))
-    if not cfg.trainer.get("enable_progress_bar", True):
-        # trainer.enable_progress_bar=false wins over the progress bar in the callbacks group.
+    trainer_args = OmegaConf.to_container(cfg.trainer, resolve=True)
+    # The rich bar draws on stdout, and only where it is a terminal; elsewhere (a log file, a pipe) the plain lines of
+    # ProgressLog stand in for it. trainer.enable_progress_bar=false wins over the bar in the callbacks group.
+    if not (trainer_args.get("enable_progress_bar", True) and sys.stdout.isatty()):
         callbacks = [callback for callback in callbacks if not isinstance(callback, ProgressBar)]
-    checkpoint_dir = find_checkpoint_dir(callbacks, output_dir)
-    if cfg.trainer.get("enable_checkpointing", True):
+        trainer_args["enable_progress_bar"] = False
+    progress = ProgressLog()
+    callbacks.append(progress)
+    if trainer_args.get("enable_checkpointing", True):
         # last.ckpt, the file to resume from: after every epoch and validation, and every N steps if asked.
         callbacks.append(LastCheckpoint(dirpath=str(checkpoint_dir), every_n_steps=cfg.get("checkpoint_every_n_steps")))
     shutdown = GracefulShutdown(dirpath=str(checkpoint_dir))
     callbacks.append(shutdown)
-    trainer_args = OmegaConf.to_container(cfg.trainer, resolve=True)
     # Every checkpoint is written to a temporary file, fsync-ed and renamed: a kill never leaves half of one.
-    plugins = [*(trainer_args.pop("plugins", None) or []), AtomicCheckpointIO()]
+    plugins = cluster_plugins([*(trainer_args.pop("plugins", None) or []), AtomicCheckpointIO()])
     trainer = L.Trainer(
         **trainer_args,
         logger=loggers or False,
@@ -231,8 +282,16 @@ def _train(cfg: DictConfig) -> dict[str, float]:
     fit(trainer, module, datamodule, ckpt_path, shutdown)
 
     metrics = {name: float(value) for name, value in trainer.callback_metrics.items()}
+    best = getattr(trainer.checkpoint_callback, "best_model_path", "")
+    if progress.validations == 0 and not best and not trainer.fast_dev_run:
+        log.warning(
+            "no validation ran: training ended at global step %d, before the first one (trainer.val_check_interval=%s, "
+            "trainer.check_val_every_n_epoch=%s), so there is no %s and no best checkpoint; %s holds the final "
+            "weights%s", trainer.global_step, cfg.trainer.get("val_check_interval"),
+            cfg.trainer.get("check_val_every_n_epoch"), cfg.monitor, last,
+            ", which are tested" if cfg.test_after_training else "",
+        )
     if cfg.test_after_training and not trainer.interrupted:
-        best = getattr(trainer.checkpoint_callback, "best_model_path", "")
         results = trainer.test(module, datamodule=datamodule, ckpt_path=best or None, weights_only=False)
         metrics.update({name: float(value) for name, value in (results[0] if results else {}).items()})
     log.info("outputs in %s", output_dir)

@@ -21,6 +21,7 @@ TOKENIZER_KINDS = ("word", "char", "bpe")
 DATA_NAMES = ("numbers", "multi30k", "text")
 OPTIMIZERS = ("adam", "adamw")
 SCHEDULERS = ("none", "plateau", "inverse_sqrt", "cosine")
+RESUME_MODES = ("never", "auto")
 
 
 class ConfigError(ValueError):
@@ -158,5 +159,6 @@ def check_train_config(cfg: DictConfig) -> None:
     check_decode(cfg.decode)
     check_trainer(cfg.trainer)
     _one_of(cfg.monitor_mode, ("min", "max"), "monitor_mode")
+    _one_of(cfg.get("resume", "never"), RESUME_MODES, "resume")
     every = cfg.get("checkpoint_every_n_steps")
     _require(every is None or every >= 1, "checkpoint_every_n_steps", f"must be positive or null, got {every}")

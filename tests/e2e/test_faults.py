@@ -281,5 +281,10 @@ def test_ddp_in_a_sweep_writes_one_directory_per_job(tmp_path):
     for job in ("0", "1"):
         assert read_checkpoint(sweep / job / "checkpoints" / "last.ckpt").global_step == 4  # 2 ranks: 8 batches / 2
         assert (sweep / job / "train_ddp_process_1.log").is_file()  # rank 1 ran in the job's folder
+        # Rank 0 alone writes the progress lines: one per step (log_every_n_steps=1), none from rank 1.
+        progress = [line for line in (sweep / job / "train.log").read_text().splitlines()
+                    if "][seq2seq.progress_log]" in line]
+        assert [line.split(" | ")[1] for line in progress if " - epoch " in line] == [f"step {n}/4" for n in range(1, 5)]
+        assert "][seq2seq.progress_log]" not in (sweep / job / "train_ddp_process_1.log").read_text()
     assert "rnn_type: gru" in (sweep / "1" / ".hydra" / "config.yaml").read_text()
     assert not (tmp_path / "logs" / "train" / "runs").exists()

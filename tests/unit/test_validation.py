@@ -20,6 +20,7 @@ IMPOSSIBLE = [
     ("optim.max_nonfinite_in_a_row=0", "optim.max_nonfinite_in_a_row", "at least 1"),
     ("checkpoint_every_n_steps=0", "checkpoint_every_n_steps", "positive"),
     ("monitor_mode=up", "monitor_mode", "['min', 'max']"),
+    ("resume=always", "resume", "['never', 'auto']"),
     ("+trainer.max_epoch=3", "trainer.max_epoch", "not a Lightning Trainer argument"),
 ]
 
