@@ -262,6 +262,21 @@ class TranslationModule(L.LightningModule):
         experiment.add_text("samples/val", samples_table(rows), global_step=self.global_step)
 
     # ----------------------------------------------------------------------------- optimizers
+    def _plateau_timing(self) -> dict[str, Any]:
+        """When the plateau scheduler looks at the monitored metric: after every validation.
+
+        By default validation ends each epoch. With ``trainer.val_check_interval=N`` (steps) it runs every N steps
+        of an epoch instead, and Lightning then updates a step-interval plateau scheduler right after the
+        validation of every N-th step of the epoch — the same steps, so each validation counts once towards
+        ``optim.plateau_patience``. (Not with ``check_val_every_n_epoch`` other than 1: epochs without validation
+        would count the last one again.)
+        """
+        trainer = self._trainer
+        every = getattr(trainer, "val_check_interval", None) if trainer is not None else None
+        if isinstance(every, int) and getattr(trainer, "check_val_every_n_epoch", None) == 1:
+            return {"interval": "step", "frequency": every}
+        return {"interval": "epoch"}
+
     def configure_optimizers(self):
         settings = self.hparams.optim
         optimizer_class = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW}[settings["optimizer"]]
@@ -289,8 +304,8 @@ class TranslationModule(L.LightningModule):
             return {
                 "optimizer": optimizer,
                 # Not strict: an epoch that ends before the run's first validation leaves the rate as it is.
-                "lr_scheduler": {"scheduler": plateau, "monitor": self.hparams.monitor, "interval": "epoch",
-                                 "strict": False},
+                "lr_scheduler": {"scheduler": plateau, "monitor": self.hparams.monitor, "strict": False,
+                                 **self._plateau_timing()},
             }
         warmup = max(settings["warmup_steps"], 0)
         if scheduler == "inverse_sqrt":

@@ -19,6 +19,7 @@ import time
 from pathlib import Path
 
 import pytest
+import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from seq2seq.checkpoint import read_checkpoint
@@ -212,6 +213,23 @@ def test_a_run_that_ends_before_its_first_validation_ends_cleanly_with_a_checkpo
     assert progress[-2].startswith(f"training ended | {epoch} | step {last_step} |")
     assert progress[-2].endswith("no validation ran")
     assert progress[-1].startswith("test | the final weights | test/bleu ")
+
+
+@pytest.mark.parametrize("val_check_interval", [2, None])
+def test_the_plateau_schedule_counts_every_validation_within_an_epoch(tmp_path, val_check_interval):
+    """Monitoring val/loss for a *maximum* makes every validation after the first one "no better": with patience 0
+    the rate halves after each of them — if the scheduler sees them. One epoch of 7 steps (the tiny data's 200
+    pairs in batches of 32); last.ckpt, written after the last one, holds the rate that step trained with."""
+    extra = ["trainer.max_epochs=1", "trainer.limit_train_batches=7", "optim.scheduler=plateau",
+             "optim.plateau_patience=0", "optim.plateau_factor=0.5", "monitor=val/loss", "monitor_mode=max",
+             "test_after_training=false"]
+    if val_check_interval:
+        extra.append(f"trainer.val_check_interval={val_check_interval}")
+    train(compose_train(tiny_overrides(tmp_path) + extra))
+    checkpoint = torch.load(tmp_path / "run" / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
+    learning_rate = checkpoint["optimizer_states"][0]["param_groups"][0]["lr"]
+    # validations after steps 2, 4 and 6: two reductions; one validation at the epoch's end: none
+    assert learning_rate == pytest.approx(1e-3 * 0.5 ** 2 if val_check_interval else 1e-3)
 
 
 def has_optuna_sweeper() -> bool:
