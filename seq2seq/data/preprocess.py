@@ -86,9 +86,9 @@ class PairSource:
             if src and tgt:
                 yield line_number, src, tgt
             elif not self.drop_empty:
-                raise ValueError(self._empty_message(line_number, "source" if not src else "target"))
+                raise ValueError(self.empty_pair_message(line_number, "source" if not src else "target"))
 
-    def _empty_message(self, line_number: int, side: str) -> str:
+    def empty_pair_message(self, line_number: int, side: str) -> str:
         return (
             f"{self.description}: line {line_number} has an empty {side} sentence; "
             f"set data.drop_empty=true to drop such pairs"
@@ -249,7 +249,7 @@ def build_train_store(directory: Path, source: PairSource, tokenizers: tuple[Tex
                 if not source.drop_empty:
                     first = int(np.flatnonzero(empty)[0])
                     side = "source" if src_lengths[first] == 0 else "target"
-                    raise ValueError(source._empty_message(int(line_numbers[first]), side))
+                    raise ValueError(source.empty_pair_message(int(line_numbers[first]), side))
                 num_empty += int(empty.sum())
             too_long = np.zeros(len(chunk), dtype=bool)  # (n,)
             if limits.max_src_length is not None:
