@@ -25,6 +25,7 @@ from seq2seq.search import beam_search, greedy_search
 from seq2seq.visualize import attention_figure, samples_table
 
 CHECKPOINT_KEY = "seq2seq"
+VALIDATION_METRICS_KEY = "seq2seq_validation_metrics"
 CHECKPOINT_FORMAT_VERSION = 1
 DEFAULT_MAX_NONFINITE_IN_A_ROW = 5
 
@@ -146,6 +147,13 @@ class TranslationModule(L.LightningModule):
 
     def on_fit_start(self) -> None:
         self._base_seed = torch.initial_seed()  # train() seeded everything with cfg.seed just before
+
+    def on_train_start(self) -> None:
+        # Resuming: the checkpoint's validation metrics, for the plateau update of the validation it was written in.
+        restored = getattr(self, "_restored_validation_metrics", None) or {}
+        for name, value in restored.items():
+            self.trainer.callback_metrics.setdefault(name, torch.tensor(value))
+        self._restored_validation_metrics = {}
 
     def on_train_batch_start(self, batch: Batch, batch_idx: int) -> None:
         # Dropout draws from the global generator. Seeding it from where training is (step, micro-batch of an
@@ -337,8 +345,16 @@ class TranslationModule(L.LightningModule):
             "tgt_tokenizer": self.tgt_tokenizer.to_json() if self.tgt_tokenizer else None,
             "data": self.data_config,
         }
+        # The latest validation's metrics. Lightning writes a checkpoint during validation but updates a plateau
+        # schedule only after it; a run resumed from that checkpoint makes that update when it restarts, and
+        # needs the monitored value for it (see on_train_start).
+        metrics = self._trainer.callback_metrics if self._trainer is not None else {}
+        checkpoint[VALIDATION_METRICS_KEY] = {
+            name: float(value) for name, value in metrics.items() if name.startswith("val/")
+        }
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        self._restored_validation_metrics = dict(checkpoint.get(VALIDATION_METRICS_KEY) or {})
         stored = checkpoint.get(CHECKPOINT_KEY) or {}
         self.data_config = stored.get("data") or self.data_config
         if stored.get("src_tokenizer") and stored.get("tgt_tokenizer"):

@@ -186,6 +186,42 @@ def test_the_same_command_resumes_a_run_stopped_by_sigusr1_as_if_never_stopped(r
     assert steps == list(range(2, VALIDATED_STEPS[-1] + 1, 2))  # appended to: both segments' lines, in order
 
 
+def test_a_resume_after_a_mid_epoch_validation_keeps_that_validations_plateau_update(tmp_path):
+    """Lightning writes last.ckpt during a validation and updates the plateau schedule after it: the resumed run
+    must still make that update (the checkpoint carries the validation's metrics for it). val/loss monitored for a
+    maximum with patience 0: the rate halves after every validation but the first."""
+    plateau = ["optim.scheduler=plateau", "optim.plateau_patience=0", "optim.plateau_factor=0.5",
+               "monitor=val/loss", "monitor_mode=max", "callbacks.early_stopping.patience=100",
+               "callbacks.early_stopping.min_delta=0", "trainer.max_epochs=2"]
+    reference = subprocess.run(script_command("train.py", *command_overrides(tmp_path, "reference"), *plateau),
+                               cwd=tmp_path, capture_output=True, text=True, timeout=300, env=ONE_THREAD)
+    assert reference.returncode == 0, reference.stderr[-3000:]
+    marker = tmp_path / f"reached_step_{STOP_AT}"
+    command = script_command("train.py", *command_overrides(tmp_path, "job"), *plateau,
+                             "+callbacks.wait._target_=tests.helpers.WaitForSignal",
+                             f"+callbacks.wait.global_step={STOP_AT}", f"+callbacks.wait.marker={marker}")
+    process = subprocess.Popen(command, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               env=ONE_THREAD)
+    try:
+        deadline = time.monotonic() + 240
+        while not marker.exists() and process.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert marker.exists(), f"the run never reached step {STOP_AT}"
+        process.send_signal(signal.SIGUSR1)
+        process.communicate(timeout=120)
+    finally:
+        process.kill()
+    assert process.returncode == 128 + signal.SIGUSR1
+    again = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=300, env=ONE_THREAD)
+    assert again.returncode == 0, again.stderr[-3000:]
+
+    expected, resumed = scalars(run_dir(tmp_path, "reference")), scalars(run_dir(tmp_path, "job"))
+    assert resumed["lr-Adam"] == pytest.approx(expected["lr-Adam"])
+    assert min(expected["lr-Adam"].values()) < max(expected["lr-Adam"].values())  # the schedule did act
+    for step, loss in expected["train/loss"].items():
+        assert resumed["train/loss"][step] == pytest.approx(loss, rel=1e-5, abs=1e-6), step
+
+
 SHORT_RUNS = {
     # max_steps within the first epoch: early stopping and best-checkpoint selection have no val/bleu to look at.
     "max_steps_within_an_epoch": (["trainer.max_steps=3"], 3, "epoch 1/2"),
