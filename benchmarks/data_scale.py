@@ -31,9 +31,12 @@ import tempfile
 import time
 from pathlib import Path
 
+import torch
+
 from common import REPO, compose_config, environment
-from seq2seq.data import BucketBatchSampler, TranslationDataModule, make_numbers
+from seq2seq.data import BucketBatchSampler, make_numbers
 from seq2seq.data.corpus import read_lines
+from seq2seq.training import make_datamodule
 
 
 def existing(folder: Path, stem: str, lang: str) -> Path:
@@ -190,10 +193,9 @@ def main() -> None:
         # 1. preprocessing, cold: what prepare_data does before the first run's first step
         cfg = compose_config(["experiment=ref_bilstm", f"data.root={corpus}", f"data.cache_dir={cache}",
                               *args.overrides])
-        settings = {key: value for key, value in cfg.data.items()}
         rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
         start = time.perf_counter()
-        datamodule = TranslationDataModule(**settings, tokenizer_dir=None)
+        datamodule = make_datamodule(cfg.data, tokenizer_dir=None)  # as train() makes it
         datamodule.prepare_data()
         preprocess_s = time.perf_counter() - start
         stored = datamodule.train_split()
@@ -225,19 +227,12 @@ def main() -> None:
             command = train_command(corpus, cache, work / "run_ddp", args.overrides, "trainer=ddp_cpu",
                                     f"trainer.max_steps={args.ddp_steps}")
             report["ddp_cpu"] = ddp_memory(command, work / "ddp_run.log")
-        report["environment"] = environment_without_torch_state()
+        report["environment"] = environment(torch.device("cpu"))
+        report["environment"].pop("peak_rss_mb")  # this process's peak is the preprocessing one, reported above
         print(json.dumps(report))
     finally:
         if args.work is None:
             shutil.rmtree(work, ignore_errors=True)
-
-
-def environment_without_torch_state() -> dict:
-    import torch
-
-    info = environment(torch.device("cpu"))
-    info.pop("peak_rss_mb")  # this process's peak is the preprocessing one, reported above
-    return info
 
 
 if __name__ == "__main__":

@@ -215,8 +215,9 @@ class ProgressLog(Callback):
         parts += [f"{name} {format_value(value)}" for name, value in sorted(pending["metrics"].items())]
         checkpoint = _model_checkpoint(trainer)
         if checkpoint is not None and checkpoint.best_model_score is not None:
-            saved = [path for path in self._checkpoint_files(trainer) if path not in self._saved_before]
-            self._saved_before = set(self._checkpoint_files(trainer))
+            files = self._checkpoint_files(trainer)
+            saved = [path for path in files if path not in self._saved_before]
+            self._saved_before = set(files)
             best = f"{checkpoint.monitor} {format_value(float(checkpoint.best_model_score))}"
             if checkpoint.best_model_path in saved:
                 parts.append(f"new best {best}, saved {self._show(trainer, checkpoint.best_model_path)}")

@@ -1,5 +1,7 @@
 """Shared test fixtures."""
 
+import os
+
 import pytest
 import torch
 
@@ -25,8 +27,6 @@ def preprocessing_cache(tmp_path_factory):
 
     Set in the environment, so the ``train.py``/``evaluate.py`` processes that e2e tests start use it too.
     """
-    import os
-
     previous = os.environ.get("SEQ2SEQ_CACHE_DIR")
     os.environ["SEQ2SEQ_CACHE_DIR"] = str(tmp_path_factory.mktemp("preprocessing-cache"))
     yield

@@ -31,7 +31,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from seq2seq.data.collate import Batch, collate
-from seq2seq.data.corpus import filter_pairs, read_parallel, read_tsv, resolve_text_file
+from seq2seq.data.corpus import filter_pairs, resolve_text_file
 from seq2seq.data.corpus_store import StoredSplit
 from seq2seq.data.dataset import EncodedSplit, TranslationDataset
 from seq2seq.data.multi30k import MULTI30K_URL, ensure_multi30k
@@ -192,7 +192,6 @@ class TranslationDataModule(L.LightningDataModule):
         self.download_url = download_url
 
         self._tokenizers: tuple[TextTokenizer, TextTokenizer] | None = None
-        self._pairs: dict[str, tuple[list[tuple[str, str]], list[int], str]] = {}
         self._encoded: dict[str, EncodedSplit] = {}
         self._train_store: StoredSplit | None = None
 
@@ -357,24 +356,10 @@ class TranslationDataModule(L.LightningDataModule):
 
     def _read_pairs(self, split: str) -> tuple[list[tuple[str, str]], list[int], str]:
         """Raw pairs of ``split`` minus empty ones, their 1-based line numbers, and a description."""
-        if split in self._pairs:
-            return self._pairs[split]
-        key = self._split_key(split)
-        stem = self.splits[split]
-        if self.format == "parallel":
-            src_path = resolve_text_file(self.root, f"{stem}.{self.src_lang}", key)
-            tgt_path = resolve_text_file(self.root, f"{stem}.{self.tgt_lang}", key)
-            pairs = read_parallel(src_path, tgt_path, key)
-            description = f"{split} ({src_path}, {tgt_path})"
-        else:
-            path = resolve_text_file(self.root, f"{stem}.tsv", key)
-            pairs = read_tsv(path, key)
-            description = f"{split} ({path})"
-        if self.lowercase:
-            pairs = [(src.lower(), tgt.lower()) for src, tgt in pairs]
-        kept = filter_pairs(pairs, name=description, drop_empty=self.drop_empty)
-        self._pairs[split] = (kept.pairs, [i + 1 for i in kept.indices], description)
-        return self._pairs[split]
+        source = self._pair_source(split)
+        pairs = [(src, tgt) for _, src, tgt in source.reader()]
+        kept = filter_pairs(pairs, name=source.description, drop_empty=self.drop_empty)
+        return kept.pairs, [i + 1 for i in kept.indices], source.description
 
     def _tokenizer_settings(self) -> dict:
         return {
@@ -435,7 +420,6 @@ class TranslationDataModule(L.LightningDataModule):
             self._check_fits_max_tokens(encoded)
         log.info("%s: %d pairs", description, len(encoded))
         return encoded
-
 
     def _check_fits_max_tokens(self, split: EncodedSplit | StoredSplit) -> None:
         lengths = np.asarray(split.bucket_lengths())

@@ -25,6 +25,7 @@ from seq2seq.lit_module import NonFiniteLossError
 from seq2seq.training import train
 from tests.e2e.conftest import compose_train, script_command, tiny_overrides
 from tests.helpers import RecordWeights
+from tests.helpers.signalled_run import run_and_signal, wait_for_signal_overrides
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("single_thread")]
 
@@ -104,23 +105,11 @@ def test_sigterm_saves_a_checkpoint_and_prints_how_to_resume_from_any_directory(
     second_dir.mkdir()
     marker = tmp_path / "reached_step_4"
     common = [o for o in overrides(tmp_path) if not o.startswith("data.root=")]
-    command = script_command(
-        "train.py", "hydra.run.dir=run", "data.root=numbers", *common,
-        "+callbacks.wait._target_=tests.helpers.WaitForSignal", "+callbacks.wait.global_step=4",
-        f"+callbacks.wait.marker={marker}",
-    )
-    process = subprocess.Popen(command, cwd=first_dir, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                               env=ONE_THREAD)
-    try:
-        deadline = time.monotonic() + 240
-        while not marker.exists() and process.poll() is None and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert marker.exists(), "the run never reached step 4"
-        process.send_signal(signal.SIGTERM)
-        stdout, stderr = process.communicate(timeout=120)
-    finally:
-        process.kill()
-    assert process.returncode == 128 + signal.SIGTERM, stderr[-3000:]
+    command = script_command("train.py", "hydra.run.dir=run", "data.root=numbers", *common,
+                             *wait_for_signal_overrides(4, marker))
+    stopped = run_and_signal(command, cwd=first_dir, marker=marker, signum=signal.SIGTERM, env=ONE_THREAD)
+    stderr = stopped.stderr
+    assert stopped.returncode == 128 + signal.SIGTERM, stderr[-3000:]
     assert "Traceback" not in stderr
     message = stderr.strip().splitlines()[-1]
     checkpoint = first_dir / "run" / "checkpoints" / "last.ckpt"

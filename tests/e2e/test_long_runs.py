@@ -15,7 +15,6 @@ import os
 import re
 import signal
 import subprocess
-import time
 from pathlib import Path
 
 import pytest
@@ -25,6 +24,7 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 from seq2seq.checkpoint import read_checkpoint
 from seq2seq.training import train
 from tests.e2e.conftest import compose_train, script_command, tiny_overrides
+from tests.helpers.signalled_run import run_and_signal, wait_for_signal_overrides
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("single_thread")]
 
@@ -145,22 +145,12 @@ def test_the_same_command_resumes_a_run_stopped_by_sigusr1_as_if_never_stopped(r
     marker = tmp_path / f"reached_step_{STOP_AT}"
     command = script_command("train.py", *[o if not o.startswith("data.root=") else numbers
                                            for o in command_overrides(tmp_path, "job42")],
-                             "+callbacks.wait._target_=tests.helpers.WaitForSignal",
-                             f"+callbacks.wait.global_step={STOP_AT}", f"+callbacks.wait.marker={marker}")
+                             *wait_for_signal_overrides(STOP_AT, marker))
     run = run_dir(tmp_path, "job42")
 
-    process = subprocess.Popen(command, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                               env=ONE_THREAD)
-    try:
-        deadline = time.monotonic() + 240
-        while not marker.exists() and process.poll() is None and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert marker.exists(), f"the run never reached step {STOP_AT}"
-        process.send_signal(signal.SIGUSR1)
-        _, stderr = process.communicate(timeout=120)
-    finally:
-        process.kill()
-    assert process.returncode == 128 + signal.SIGUSR1, stderr[-3000:]
+    stopped = run_and_signal(command, cwd=tmp_path, marker=marker, signum=signal.SIGUSR1, env=ONE_THREAD)
+    stderr = stopped.stderr
+    assert stopped.returncode == 128 + signal.SIGUSR1, stderr[-3000:]
     message = stderr.strip().splitlines()[-1]
     assert message.startswith(f"training stopped by SIGUSR1 at global step {STOP_AT}; saved {run / 'checkpoints'}")
     assert message.endswith(" ".join(command[2:]))  # "Resume with:" the very same command
@@ -198,20 +188,9 @@ def test_a_resume_after_a_mid_epoch_validation_keeps_that_validations_plateau_up
     assert reference.returncode == 0, reference.stderr[-3000:]
     marker = tmp_path / f"reached_step_{STOP_AT}"
     command = script_command("train.py", *command_overrides(tmp_path, "job"), *plateau,
-                             "+callbacks.wait._target_=tests.helpers.WaitForSignal",
-                             f"+callbacks.wait.global_step={STOP_AT}", f"+callbacks.wait.marker={marker}")
-    process = subprocess.Popen(command, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                               env=ONE_THREAD)
-    try:
-        deadline = time.monotonic() + 240
-        while not marker.exists() and process.poll() is None and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert marker.exists(), f"the run never reached step {STOP_AT}"
-        process.send_signal(signal.SIGUSR1)
-        process.communicate(timeout=120)
-    finally:
-        process.kill()
-    assert process.returncode == 128 + signal.SIGUSR1
+                             *wait_for_signal_overrides(STOP_AT, marker))
+    stopped = run_and_signal(command, cwd=tmp_path, marker=marker, signum=signal.SIGUSR1, env=ONE_THREAD)
+    assert stopped.returncode == 128 + signal.SIGUSR1, stopped.stderr[-3000:]
     again = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=300, env=ONE_THREAD)
     assert again.returncode == 0, again.stderr[-3000:]
 

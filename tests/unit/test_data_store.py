@@ -133,6 +133,35 @@ def test_a_damaged_store_is_rebuilt_not_trusted(tmp_path, caplog):
     assert "rebuilding" in caplog.text and "damaged" in caplog.text
 
 
+def test_processes_preparing_the_same_split_at_once_build_it_once(tmp_path, monkeypatch):
+    """Two DataModules (threads here; ranks or jobs in real life, the lock is a file lock) reach the same missing
+    split together: one builds it while the other waits, then opens what was built."""
+    import threading
+
+    from seq2seq.data import preprocess
+
+    write_corpus(tmp_path / "corpus")
+    make_datamodule(tmp_path)._load_or_train_tokenizers()  # only the split is contended here
+    builds = []
+    build = preprocess.build_train_store
+
+    def slow_build(*args, **kwargs):
+        builds.append(threading.get_ident())
+        time.sleep(0.5)  # the other thread arrives meanwhile
+        return build(*args, **kwargs)
+
+    monkeypatch.setattr(preprocess, "build_train_store", slow_build)
+    results = {}
+    threads = [threading.Thread(target=lambda i=i: results.__setitem__(i, make_datamodule(tmp_path).train_split()))
+               for i in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert len(builds) == 1
+    assert list(results[0].src_ids) == list(results[1].src_ids) and len(results[0]) == 300
+
+
 # --- atomic writes ----------------------------------------------------------------------------------------
 
 KILLED_BUILD = """
