@@ -35,16 +35,8 @@ import torch
 
 from common import REPO, compose_config, environment
 from seq2seq.data import BucketBatchSampler, make_numbers
-from seq2seq.data.corpus import read_lines
+from seq2seq.data.corpus import read_lines, resolve_text_file
 from seq2seq.training import make_datamodule
-
-
-def existing(folder: Path, stem: str, lang: str) -> Path:
-    """``{folder}/{stem}.{lang}.gz`` or ``{folder}/{stem}.{lang}``."""
-    for path in (folder / f"{stem}.{lang}.gz", folder / f"{stem}.{lang}"):
-        if path.exists():
-            return path
-    raise FileNotFoundError(f"--source: neither {stem}.{lang}.gz nor {stem}.{lang} in {folder}")
 
 
 def synthesize(work: Path, num_pairs: int, source: Path | None) -> Path:
@@ -52,8 +44,8 @@ def synthesize(work: Path, num_pairs: int, source: Path | None) -> Path:
     if source is None:
         source = work / "numbers"
         make_numbers(source, seed=1234, train_size=2000, val_size=100, test_size=100, max_number=999999)
-    src_lines = read_lines(existing(source, "train", "de"), "--source")
-    tgt_lines = read_lines(existing(source, "train", "en"), "--source")
+    src_lines = read_lines(resolve_text_file(source, "train.de", "--source"), "--source")
+    tgt_lines = read_lines(resolve_text_file(source, "train.en", "--source"), "--source")
     corpus = work / "corpus"
     corpus.mkdir(parents=True, exist_ok=True)
     rng = random.Random(0)
@@ -64,7 +56,7 @@ def synthesize(work: Path, num_pairs: int, source: Path | None) -> Path:
             tgt.write(f"{tgt_lines[i]} {tgt_lines[j]}\n")
     for split in ("val", "test"):
         for lang in ("de", "en"):
-            path = existing(source, split, lang)
+            path = resolve_text_file(source, f"{split}.{lang}", "--source")
             shutil.copy(path, corpus / path.name)
     return corpus
 

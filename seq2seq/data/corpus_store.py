@@ -135,7 +135,7 @@ class StoreWriter:
 
     def __init__(self, directory: Path, *, src_dtype: str, tgt_dtype: str) -> None:
         self.directory = Path(directory)
-        self.temporary = self.directory.with_name(f".{self.directory.name}.tmp-{os.getpid()}")
+        self.temporary = temporary_folder(self.directory)
         self.dtypes = {"src": src_dtype, "tgt": tgt_dtype}
         self.num_examples = 0
         self.num_tokens = {"src": 0, "tgt": 0}
@@ -181,14 +181,24 @@ class StoreWriter:
             json.dump(meta, f, indent=2)
             f.flush()
             os.fsync(f.fileno())
-        shutil.rmtree(self.directory, ignore_errors=True)  # a damaged folder of the same name
-        os.replace(self.temporary, self.directory)
+        replace_folder(self.temporary, self.directory)
         return StoredSplit(self.directory)
 
     def __exit__(self, *exc_info: Any) -> None:
         for file in self._files.values():
             file.close()
         shutil.rmtree(self.temporary, ignore_errors=True)
+
+
+def temporary_folder(directory: Path) -> Path:
+    """Where this process builds ``directory`` before :func:`replace_folder` moves it into place."""
+    return directory.with_name(f".{directory.name}.tmp-{os.getpid()}")
+
+
+def replace_folder(temporary: Path, directory: Path) -> None:
+    """Move a complete ``temporary`` folder to ``directory``, replacing a (damaged) folder of that name."""
+    shutil.rmtree(directory, ignore_errors=True)
+    os.replace(temporary, directory)
 
 
 def remove_leftovers(directory: Path) -> None:

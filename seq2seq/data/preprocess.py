@@ -28,16 +28,24 @@ import logging
 import os
 import shutil
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from itertools import chain
+from itertools import chain, islice
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from seq2seq.data.corpus import PairReader
-from seq2seq.data.corpus_store import StoredSplit, StoreWriter, exclusive, remove_leftovers, token_dtype
+from seq2seq.data.corpus_store import (
+    StoredSplit,
+    StoreWriter,
+    exclusive,
+    remove_leftovers,
+    replace_folder,
+    temporary_folder,
+    token_dtype,
+)
 from seq2seq.data.tokenizer import TextTokenizer
 from seq2seq.data.tokenizer_store import has_tokenizers, load_tokenizers, save_tokenizers
 
@@ -187,11 +195,10 @@ def cached_tokenizers(cache_dir: Path, source: PairSource, settings: dict[str, A
             return load_tokenizers(directory, settings)
         remove_leftovers(directory)
         src, tgt = train_tokenizers(source, settings, sample_size)
-        temporary = directory.with_name(f".{directory.name}.tmp-{os.getpid()}")
+        temporary = temporary_folder(directory)
         try:
             save_tokenizers(temporary, src, tgt, settings)
-            shutil.rmtree(directory, ignore_errors=True)
-            os.replace(temporary, directory)
+            replace_folder(temporary, directory)
             log.info("cached the tokenizers in %s", directory)
         finally:
             shutil.rmtree(temporary, ignore_errors=True)
@@ -220,6 +227,13 @@ def _flat(ids: Sequence[list[int]], keep: np.ndarray) -> np.ndarray:
     return np.fromiter(chain.from_iterable(ids[i] for i in keep), dtype=np.int64)
 
 
+def _chunks(pairs: Iterable[tuple[int, str, str]], size: int) -> Iterator[list[tuple[int, str, str]]]:
+    """Consecutive lists of ``size`` pairs (the last one shorter)."""
+    iterator = iter(pairs)
+    while chunk := list(islice(iterator, size)):
+        yield chunk
+
+
 def build_train_store(directory: Path, source: PairSource, tokenizers: tuple[TextTokenizer, TextTokenizer],
                       limits: LengthLimits, chunk_size: int = CHUNK_SIZE) -> StoredSplit:
     """Read, encode, filter and write the split into ``directory`` (see :mod:`seq2seq.data.corpus_store`)."""
@@ -231,14 +245,7 @@ def build_train_store(directory: Path, source: PairSource, tokenizers: tuple[Tex
     writer = StoreWriter(directory, src_dtype=token_dtype(src_tokenizer.vocab_size),
                          tgt_dtype=token_dtype(tgt_tokenizer.vocab_size))
     with writer:
-        chunk: list[tuple[int, str, str]] = []
-        for pair in chain(reader, [None]):
-            if pair is not None:
-                chunk.append(pair)
-                if len(chunk) < chunk_size:
-                    continue
-            if not chunk:
-                break
+        for chunk in _chunks(reader, chunk_size):
             line_numbers = np.fromiter((n for n, _, _ in chunk), dtype=np.int64, count=len(chunk))  # (n,)
             src_ids = src_tokenizer.encode_batch([src for _, src, _ in chunk])
             tgt_ids = tgt_tokenizer.encode_batch([tgt for _, _, tgt in chunk])
@@ -264,7 +271,6 @@ def build_train_store(directory: Path, source: PairSource, tokenizers: tuple[Tex
                           line_numbers[keep])
             num_read += len(chunk)
             progress.advance(len(chunk))
-            chunk = []
         seconds = progress.finish()
         if writer.num_examples == 0:
             raise ValueError(
