@@ -42,7 +42,7 @@ def main() -> None:
     parser.add_argument("--eval-every", type=int, default=250, help="validate every K steps")
     parser.add_argument("--seeds", type=int, nargs="+", default=[1234], help="one run per seed")
     parser.add_argument("--beam", type=int, default=5, help="beam size for the test split")
-    parser.add_argument("--length-penalties", type=float, nargs="+", default=[0.0, 0.6],
+    parser.add_argument("--length-penalties", type=float, nargs="+", default=[0.0, 1.0],
                         help="GNMT length penalties (alpha) to decode the test split with")
     parser.add_argument("--threads", type=int, default=2, help="torch intra-op threads")
     parser.add_argument("--output-dir", type=Path, default=None,

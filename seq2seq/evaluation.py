@@ -17,7 +17,7 @@ Files written by a split evaluation (``output=FILE`` names the first; the others
 where ``<search>`` names every decode setting that changes the hypotheses, so scoring a checkpoint again with
 other settings never overwrites an earlier result: ``beam<K>``, then for K > 1 ``.lp<alpha>`` (the length
 penalty), then the length limits when they are not the defaults: ``.len<ratio>x+<constant>`` and ``.max<N>``
-(e.g. ``last.test.beam5.lp0.6.hyp``, ``last.test.beam1.hyp``).
+(e.g. ``last.test.beam5.lp1.hyp``, ``last.test.beam1.hyp``).
 ``<run>`` is the folder above ``checkpoints/`` (or the checkpoint's own folder when it is not in
 one), and ``<checkpoint>`` is the file's stem, ``avg<N>`` with ``average_last=N``, and for ``data=...`` is
 followed by the data name and root folder.
@@ -213,7 +213,7 @@ def output_paths(cfg: DictConfig, ckpt_path: Path, data: dict[str, Any], average
 
 
 def search_name(decode: DictConfig) -> str:
-    """The decode settings that change the hypotheses, for file names: ``beam5.lp0.6``, ``beam1.len2x+5.max80``."""
+    """The decode settings that change the hypotheses, for file names: ``beam5.lp1``, ``beam1.len2x+5.max80``."""
     defaults = DecodeConfig()
     name = f"beam{decode.beam_size}"
     if decode.beam_size > 1:  # one beam is greedy search, which no length penalty changes

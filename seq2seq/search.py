@@ -177,7 +177,7 @@ def beam_search(
     src_lengths: Tensor,
     *,
     beam_size: int = 5,
-    length_penalty: float = 0.6,
+    length_penalty: float = 1.0,
     n_best: int = 1,
     max_length_ratio: float = 1.5,
     max_length_constant: int = 10,

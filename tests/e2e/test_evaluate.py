@@ -104,7 +104,7 @@ def test_other_aligned_files_with_data_text(trained, tmp_path):
     metrics = evaluate(compose_evaluate(trained, *overrides, "data.src_tokenizer=char", "data.tgt_tokenizer=word"))
     assert metrics["num_sentences"] == 7 and metrics["data"]["root"] == str(corpus)
     assert len(lines(Path(metrics["hypotheses"]))) == 7
-    assert Path(metrics["hypotheses"]).name == "last.text-corpus.test.beam2.lp0.6.hyp"
+    assert Path(metrics["hypotheses"]).name == "last.text-corpus.test.beam2.lp1.hyp"
 
 
 def test_a_long_input_is_truncated_with_a_warning(trained, tmp_path, caplog):

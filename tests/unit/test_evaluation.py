@@ -264,19 +264,19 @@ def test_default_outputs_go_to_the_runs_eval_folder(tmp_path):
     ckpt = tmp_path / "run" / "checkpoints" / "last.ckpt"
     cfg = compose_evaluate(f"ckpt_path={ckpt}", "decode.beam_size=4")
     hypotheses, metrics = output_paths(cfg, ckpt, {"name": "numbers", "root": "x"}, averaged=[])
-    assert hypotheses == tmp_path / "run" / "eval" / "last.test.beam4.lp0.6.hyp"
-    assert metrics == tmp_path / "run" / "eval" / "last.test.beam4.lp0.6.json"
+    assert hypotheses == tmp_path / "run" / "eval" / "last.test.beam4.lp1.hyp"
+    assert metrics == tmp_path / "run" / "eval" / "last.test.beam4.lp1.json"
     cfg = compose_evaluate(f"ckpt_path={ckpt}", f"output={tmp_path / 'out' / 'hyps.txt'}")
     assert output_paths(cfg, ckpt, {}, averaged=[]) == (tmp_path / "out" / "hyps.txt", tmp_path / "out" / "hyps.json")
 
 
 @pytest.mark.parametrize("settings, name", [
-    ([], "beam5.lp0.6"),
+    ([], "beam5.lp1"),
     (["decode.length_penalty=0"], "beam5.lp0"),
     (["decode.beam_size=1", "decode.length_penalty=0"], "beam1"),  # greedy: no length penalty applies
-    (["decode.max_length_ratio=2", "decode.max_length_constant=5"], "beam5.lp0.6.len2x+5"),
-    (["decode.max_length=80"], "beam5.lp0.6.max80"),
-    (["decode.n_best=3"], "beam5.lp0.6"),  # n-best lists go to .nbest; the 1-best hypotheses do not change
+    (["decode.max_length_ratio=2", "decode.max_length_constant=5"], "beam5.lp1.len2x+5"),
+    (["decode.max_length=80"], "beam5.lp1.max80"),
+    (["decode.n_best=3"], "beam5.lp1"),  # n-best lists go to .nbest; the 1-best hypotheses do not change
 ])
 def test_default_output_names_carry_every_setting_that_changes_the_hypotheses(tmp_path, settings, name):
     ckpt = tmp_path / "run" / "checkpoints" / "last.ckpt"
