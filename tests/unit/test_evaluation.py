@@ -4,6 +4,7 @@ from a checkpoint, checkpoint averaging, and the data settings a split evaluatio
 from __future__ import annotations
 
 import logging
+from dataclasses import asdict
 from pathlib import Path
 from typing import NamedTuple
 
@@ -14,7 +15,7 @@ from hydra.core.global_hydra import GlobalHydra
 from torch import Tensor
 
 from seq2seq.checkpoint import CheckpointError, read_checkpoint
-from seq2seq.config import register_configs
+from seq2seq.config import DecodeConfig, register_configs
 from seq2seq.data.tokenizer import EOS_ID, PAD_ID, TextTokenizer
 from seq2seq.evaluation import (
     average_checkpoints,
@@ -258,6 +259,16 @@ def test_other_data_must_use_the_checkpoints_tokenizer_kinds(tmp_path):
                            "data.tgt_tokenizer=word", "split=dev")
     with pytest.raises(ConfigError, match="split: 'dev' is not in data.splits"):
         split_data_settings(cfg, stored)
+
+
+def test_evaluation_decodes_with_the_same_defaults_as_training_except_the_beam():
+    """One default per setting: training's decode settings (validation, the test split after training) and
+    evaluate.py's agree, length penalty included; only the beam differs (training decodes greedily by default)."""
+    evaluation = compose_evaluate("ckpt_path=x").decode
+    training = asdict(DecodeConfig())
+    assert (training["beam_size"], evaluation.beam_size) == (1, 5)
+    assert {key: evaluation[key] for key in training if key != "beam_size"} == \
+        {key: value for key, value in training.items() if key != "beam_size"}
 
 
 def test_default_outputs_go_to_the_runs_eval_folder(tmp_path):
