@@ -113,7 +113,7 @@ class DecodeConfig:
     """Decoding settings, for validation and for ``evaluate.py``."""
 
     beam_size: int = 1
-    length_penalty: float = 1.0  # GNMT's alpha (0: none); 1.0 chosen on the validation splits (README)
+    length_penalty: float = 1.0  # GNMT's alpha (0: none); 1.0 chosen on validation (benchmarks/README.md)
     n_best: int = 1
     max_length_ratio: float = 1.5
     max_length_constant: int = 10
