@@ -10,7 +10,7 @@ from omegaconf import DictConfig
 
 from seq2seq.cli import run_reporting_errors
 from seq2seq.config import register_configs
-from seq2seq.evaluation import evaluate
+from seq2seq.inference.evaluation import evaluate
 
 register_configs()
 

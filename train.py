@@ -7,7 +7,7 @@ from omegaconf import DictConfig
 
 from seq2seq.cli import run_reporting_errors
 from seq2seq.config import register_configs
-from seq2seq.training import optimized_value, train
+from seq2seq.training.run import optimized_value, train
 
 register_configs()
 

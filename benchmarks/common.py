@@ -14,7 +14,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from seq2seq.config import register_configs  # noqa: E402
-from seq2seq.training import make_datamodule, make_module  # noqa: E402
+from seq2seq.training.run import make_datamodule, make_module  # noqa: E402
 
 register_configs()
 

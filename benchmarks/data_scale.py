@@ -36,7 +36,7 @@ import torch
 from common import REPO, compose_config, environment
 from seq2seq.data import BucketBatchSampler, make_numbers
 from seq2seq.data.corpus import read_lines, resolve_text_file
-from seq2seq.training import make_datamodule
+from seq2seq.training.run import make_datamodule
 
 
 def synthesize(work: Path, num_pairs: int, source: Path | None) -> Path:

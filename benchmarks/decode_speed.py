@@ -20,8 +20,8 @@ import torch
 
 from common import build, compose_config, environment
 from seq2seq.checkpoint import read_checkpoint
-from seq2seq.search import beam_search, greedy_search
-from seq2seq.translate import build_model, resolve_device
+from seq2seq.inference.search import beam_search, greedy_search
+from seq2seq.inference.translator import build_model, resolve_device
 
 
 def main() -> None:

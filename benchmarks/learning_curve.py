@@ -1,6 +1,6 @@
 """Learning per step: python benchmarks/learning_curve.py [--steps N] [--eval-every K] [--seeds S ...] [--] [overrides]
 
-Trains a configuration for N optimizer steps with train.py's own code (``seq2seq.training.train``: same data
+Trains a configuration for N optimizer steps with train.py's own code (``seq2seq.training.run.train``: same data
 order, dropout masks, clipping, optimizer and schedule), validating every K steps (greedy, as training does),
 then decodes the test split from the final weights with beam search, once per length penalty. With several
 seeds, each is a run of its own. Prints one JSON object: for every run the validation loss, BLEU and chrF at
@@ -30,8 +30,8 @@ import torch
 from hydra import compose, initialize_config_dir
 
 from common import REPO, compose_config, environment
-from seq2seq import training
-from seq2seq.evaluation import evaluate
+from seq2seq.inference.evaluation import evaluate
+from seq2seq.training import run as training
 
 VALIDATION_METRICS = ("loss", "bleu", "chrf")
 

@@ -1,5 +1,16 @@
 """seq2seq: attention-based RNN encoder-decoders, trained with Lightning and configured with Hydra.
 
+Packages, and what each may import (``tests/unit/test_layout.py`` checks it):
+
+    models/      the network, plain nn.Modules             -> nothing of seq2seq
+    data/        corpora, tokenizers, batches, DataModule   -> nothing of seq2seq
+    inference/   search, translation, evaluation, metrics   -> models, data, shared modules
+    training/    LightningModule, callbacks, train(cfg)     -> models, data, inference, shared modules
+
+and the shared modules at the top: ``config`` (the Hydra schemas), ``config_checks`` (values that cannot
+work, refused before any data is read), ``checkpoint`` (reading a checkpoint safely) and ``cli`` (how the
+entry points report errors; it alone may also import training, for the ways a run stops).
+
 Shape legend used in every docstring and comment of the package:
 
     B  batch size             S  source length (padded)     T  target length (padded)

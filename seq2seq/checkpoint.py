@@ -17,7 +17,10 @@ from typing import Any, Optional
 import torch
 
 from seq2seq.data.tokenizer import TextTokenizer
-from seq2seq.lit_module import CHECKPOINT_FORMAT_VERSION, CHECKPOINT_KEY
+
+# Where this project's own section of a Lightning checkpoint lives, and the version of its layout.
+CHECKPOINT_KEY = "seq2seq"
+CHECKPOINT_FORMAT_VERSION = 1
 
 
 class CheckpointError(ValueError):

@@ -1,4 +1,4 @@
-"""What ``train.py`` and ``evaluate.py`` share: errors as one line instead of a traceback, and DDP under Hydra sweeps.
+"""What the entry points (``train.py``, ``evaluate.py``) share: errors as one line instead of a traceback.
 
 An error of a kind that names its cause (a bad config value, a missing or damaged file, a foreign checkpoint,
 a stop on a non-finite loss, a failed DDP rank) is printed as one line, ``error: <message>``, on stderr, and
@@ -15,23 +15,18 @@ from __future__ import annotations
 import logging
 import shlex
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Callable, Optional, TypeVar
 
-from omegaconf import DictConfig, read_write
+from omegaconf import DictConfig
 
-from seq2seq.callbacks import TrainingInterrupted
-from seq2seq.lit_module import NonFiniteLossError
+from seq2seq.training.callbacks import TrainingInterrupted
+from seq2seq.training.distributed import DistributedWorkerError, in_multirun
+from seq2seq.training.module import NonFiniteLossError
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
-
-
-class DistributedWorkerError(RuntimeError):
-    """A DDP worker process failed; the message names its rank and its error."""
 
 
 # ConfigError and CheckpointError are ValueErrors; FileNotFoundError and PermissionError are OSErrors.
@@ -87,48 +82,3 @@ def _task_overrides() -> Optional[list[str]]:
     return list(HydraConfig.get().overrides.task)
 
 
-def in_multirun() -> bool:
-    from hydra.core.hydra_config import HydraConfig
-    from hydra.types import RunMode
-
-    return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
-
-
-@contextmanager
-def ddp_in_sweep_job() -> Iterator[None]:
-    """Within a Hydra sweep job, run DDP for *this job*: its other ranks join it, and it leaves nothing behind.
-
-    With ``strategy=ddp`` on one machine, Lightning starts ranks 1.. by running the script again with the
-    same command line plus ``hydra.run.dir=<run dir>``. In a sweep that command line is the whole sweep
-    (``-m model=bilstm,bigru ...``): every extra rank would run every job of the sweep again, in sweep
-    directories of its own. Here the command line is, for the time of the fit, this job's own overrides
-    (what Hydra records in ``.hydra/overrides.yaml``), and the run dir this job's output directory: the
-    other ranks join this job and write into its folder, one folder per job.
-
-    Jobs of a sweep run one after the other in one process, and Lightning keeps the process group and the
-    ``MASTER_PORT``/``WORLD_SIZE``/... variables of a job's DDP run: the next job's new ranks could not join
-    them. Both are cleared when the job ends.
-    """
-    import os
-
-    import torch.distributed as dist
-    from hydra.core.hydra_config import HydraConfig
-
-    if not in_multirun():
-        yield
-        return
-    hydra_cfg = HydraConfig.get()
-    saved_argv, saved_run_dir, saved_environ = sys.argv[:], hydra_cfg.run.dir, os.environ.copy()
-    sys.argv = [sys.argv[0], *hydra_cfg.overrides.task]
-    with read_write(hydra_cfg):
-        hydra_cfg.run.dir = hydra_cfg.runtime.output_dir
-    try:
-        yield
-    finally:
-        sys.argv = saved_argv
-        with read_write(hydra_cfg):
-            hydra_cfg.run.dir = saved_run_dir
-        if dist.is_available() and dist.is_initialized():
-            dist.destroy_process_group()
-        os.environ.clear()
-        os.environ.update(saved_environ)

@@ -75,10 +75,14 @@ class DataConfig:
     lowercase: bool = False
     max_tokens: Optional[int] = None
     batch_size: Optional[int] = 64
+    # Validation and test batches: at most eval_batch_size sentences and eval_max_tokens padded positions.
     eval_batch_size: int = 200
+    eval_max_tokens: int = 20000
     # Training pairs with more tokens than this are dropped (counted in the log); null keeps every length.
     max_src_length: Optional[int] = 200
     max_tgt_length: Optional[int] = 200
+    # Validation and test pairs over those limits: error (stop before training, naming the lines) | truncate | drop.
+    eval_overlong: str = "error"
     drop_empty: bool = False
     num_workers: int = 0
     seed: int = 1234

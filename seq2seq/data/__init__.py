@@ -1,6 +1,8 @@
 """Data: reading and validating corpora, tokenizers, length-bucketed batching, the DataModule.
 
 Plain Python, torch, ``tokenizers`` and Lightning; no Hydra — callers pass plain values.
+
+May import: nothing of ``seq2seq`` outside this package (not the models, not training, not inference).
 """
 
 from seq2seq.data.collate import Batch, collate

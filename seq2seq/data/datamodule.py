@@ -21,23 +21,24 @@ mid-epoch checkpoint continues that epoch with the next batch, in the same order
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import lightning as L
-import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
 from seq2seq.data.collate import Batch, collate
-from seq2seq.data.corpus import filter_pairs, resolve_text_file
+from seq2seq.data.corpus import resolve_text_file
 from seq2seq.data.corpus_store import StoredSplit
 from seq2seq.data.dataset import EncodedSplit, TranslationDataset
+from seq2seq.data.in_memory import EVAL_OVERLONG_POLICIES, check_fits_token_budget, encode_in_memory
 from seq2seq.data.multi30k import MULTI30K_URL, ensure_multi30k
 from seq2seq.data.numbers import LANGS as NUMBERS_LANGS
 from seq2seq.data.numbers import ensure_numbers
 from seq2seq.data.preprocess import LengthLimits, PairSource, cached_tokenizers, cached_train_store, default_cache_dir
+from seq2seq.data.resumable_loader import ResumableLoader
 from seq2seq.data.sampler import BucketBatchSampler
 from seq2seq.data.tokenizer import SPECIAL_TOKENS, TOKENIZER_KINDS, TextTokenizer
 from seq2seq.data.tokenizer_store import has_tokenizers, load_tokenizers, save_tokenizers
@@ -69,10 +70,15 @@ class TranslationDataModule(L.LightningDataModule):
         lowercase: lowercase both sides when reading; the references are lowercased too.
         max_tokens: training batches hold at most this many padded tokens (null: no budget).
         batch_size: training batches hold at most this many sentences (null: no limit).
-        eval_batch_size: sentences per validation/test batch.
+        eval_batch_size: at most this many sentences per validation/test batch ...
+        eval_max_tokens: ... and at most this many padded positions (sentences × the longest source or
+            target + 1 in the batch), so that one long sentence sits in a small batch instead of padding
+            ``eval_batch_size`` others to its length.
         max_src_length, max_tgt_length: drop *training* pairs with more tokens than this (null: keep
-            all), counted in the log with the first line numbers. Validation and test are never
-            length-filtered, so scores stay comparable.
+            all), counted in the log with the first line numbers. Validation and test pairs over them are
+            handled as ``eval_overlong`` says.
+        eval_overlong: ``error`` (stop before training, naming the lines), ``truncate`` or ``drop`` for
+            validation and test pairs over the length limits (:mod:`seq2seq.data.in_memory`).
         drop_empty: drop pairs with an empty side (otherwise they are an error naming the line).
         num_workers: DataLoader worker processes.
         seed: base seed of the per-epoch batch shuffling.
@@ -109,6 +115,8 @@ class TranslationDataModule(L.LightningDataModule):
         max_tokens: int | None = None,
         batch_size: int | None = 64,
         eval_batch_size: int = 64,
+        eval_max_tokens: int = 20000,
+        eval_overlong: str = "error",
         max_src_length: int | None = 200,
         max_tgt_length: int | None = 200,
         drop_empty: bool = False,
@@ -152,10 +160,11 @@ class TranslationDataModule(L.LightningDataModule):
         for key, value in optional_positive.items():
             if value is not None and value < 1:
                 raise ValueError(f"data.{key} must be >= 1 or null, got {value}")
-        if eval_batch_size < 1:
-            raise ValueError(f"data.eval_batch_size must be >= 1, got {eval_batch_size}")
-        if num_workers < 0:
-            raise ValueError(f"data.num_workers must be >= 0, got {num_workers}")
+        for key, value, least in (("eval_batch_size", eval_batch_size, 1), ("eval_max_tokens", eval_max_tokens, 1),
+                                  ("num_workers", num_workers, 0)):
+            if value < least:
+                raise ValueError(f"data.{key} must be >= {least}, got {value}")
+        _check_choice("data.eval_overlong", eval_overlong, EVAL_OVERLONG_POLICIES)
         if name == "numbers":
             numbers = dict(numbers or {})
             if sorted(numbers) != sorted(NUMBERS_KEYS):
@@ -180,6 +189,8 @@ class TranslationDataModule(L.LightningDataModule):
         self.max_tokens = max_tokens
         self.batch_size = batch_size
         self.eval_batch_size = eval_batch_size
+        self.eval_max_tokens = eval_max_tokens
+        self.eval_overlong = eval_overlong
         self.max_src_length = max_src_length
         self.max_tgt_length = max_tgt_length
         self.drop_empty = drop_empty
@@ -266,14 +277,15 @@ class TranslationDataModule(L.LightningDataModule):
     # --- public helpers -------------------------------------------------------------------------------
 
     def dataloader(self, split: str, shuffle: bool = False) -> DataLoader:
-        """``eval_batch_size`` sentences per batch, sorted by length (shortest first), every example once.
+        """At most ``eval_batch_size`` sentences and ``eval_max_tokens`` padded positions per batch, sorted by
+        length (shortest first), every example once.
 
         ``Batch.indices`` give each example's position in ``sources(split)``/``references(split)``, so
         outputs can be put back in corpus order.
         """
         encoded = self.encoded_split(split)
         sampler = BucketBatchSampler(
-            encoded.bucket_lengths(), max_tokens=None, batch_size=self.eval_batch_size, shuffle=shuffle, seed=self.seed
+            encoded.bucket_lengths(), max_tokens=self.eval_max_tokens, batch_size=self.eval_batch_size, shuffle=shuffle, seed=self.seed
         )
         return self._loader(encoded, sampler)
 
@@ -354,13 +366,6 @@ class TranslationDataModule(L.LightningDataModule):
         description = f"{split} ({', '.join(str(path) for path in paths)})"
         return PairSource(paths, key, description, lowercase=self.lowercase, drop_empty=self.drop_empty)
 
-    def _read_pairs(self, split: str) -> tuple[list[tuple[str, str]], list[int], str]:
-        """Raw pairs of ``split`` minus empty ones, their 1-based line numbers, and a description."""
-        source = self._pair_source(split)
-        pairs = [(src, tgt) for _, src, tgt in source.reader()]
-        kept = filter_pairs(pairs, name=source.description, drop_empty=self.drop_empty)
-        return kept.pairs, [i + 1 for i in kept.indices], source.description
-
     def _tokenizer_settings(self) -> dict:
         return {
             "src_lang": self.src_lang,
@@ -391,83 +396,18 @@ class TranslationDataModule(L.LightningDataModule):
 
     def _encode(self, split: str) -> EncodedSplit:
         src_tokenizer, tgt_tokenizer = self._load_or_train_tokenizers()
-        pairs, line_numbers, description = self._read_pairs(split)
-        sources = [s for s, _ in pairs]
-        references = [t for _, t in pairs]
-        src_ids = src_tokenizer.encode_batch(sources)
-        tgt_ids = tgt_tokenizer.encode_batch(references)
-
-        if split == "train" and (self.max_src_length is not None or self.max_tgt_length is not None):
-            src_length = {s: len(ids) for s, ids in zip(sources, src_ids)}
-            tgt_length = {t: len(ids) for t, ids in zip(references, tgt_ids)}
-            kept = filter_pairs(
-                pairs,
-                name=description,
-                drop_empty=True,  # empty pairs were handled when reading
-                max_src_length=self.max_src_length,
-                max_tgt_length=self.max_tgt_length,
-                src_len_fn=src_length.__getitem__,
-                tgt_len_fn=tgt_length.__getitem__,
-            )
-            sources = [sources[i] for i in kept.indices]
-            references = [references[i] for i in kept.indices]
-            src_ids = [src_ids[i] for i in kept.indices]
-            tgt_ids = [tgt_ids[i] for i in kept.indices]
-            line_numbers = [line_numbers[i] for i in kept.indices]
-
-        encoded = EncodedSplit(split, sources, references, src_ids, tgt_ids, line_numbers)
+        encoded = encode_in_memory(
+            split, self._pair_source(split), src_tokenizer, tgt_tokenizer,
+            max_src_length=self.max_src_length, max_tgt_length=self.max_tgt_length, overlong=self.eval_overlong,
+        )
         if split == "train" and self.max_tokens is not None:
             self._check_fits_max_tokens(encoded)
-        log.info("%s: %d pairs", description, len(encoded))
+        if split != "train":
+            check_fits_token_budget(encoded, self.eval_max_tokens, "data.eval_max_tokens")
         return encoded
 
     def _check_fits_max_tokens(self, split: EncodedSplit | StoredSplit) -> None:
-        lengths = np.asarray(split.bucket_lengths())
-        too_long = np.flatnonzero(lengths > self.max_tokens)
-        if len(too_long):
-            i = int(too_long[0])
-            raise ValueError(
-                f"{split.name}: line {split.line_numbers[i]} needs {lengths[i]} padded tokens "
-                f"({len(split.src_ids[i])} source, {len(split.tgt_ids[i])} + 1 target), more than data.max_tokens="
-                f"{self.max_tokens}; raise data.max_tokens or drop long pairs with "
-                f"data.max_src_length/data.max_tgt_length"
-            )
-
-
-class ResumableLoader(DataLoader):
-    """The training loader: a ``DataLoader`` over a :class:`BucketBatchSampler` that Lightning can resume mid-epoch.
-
-    Lightning saves ``state_dict()`` in every checkpoint and, when a run restarts in the middle of an epoch,
-    passes it to ``load_state_dict`` before the first batch (a loader without these methods would start the
-    epoch over, training twice on its first batches and never on its last). ``batches_done`` returns how many
-    of the current epoch's batches are finished at the moment of saving.
-    """
-
-    def __init__(self, *args: Any, batches_done: Callable[[], int], **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self._batches_done = batches_done
-
-    def state_dict(self) -> dict[str, int]:
-        sampler = self.batch_sampler
-        return {
-            "epoch": sampler.epoch,
-            "batches_done": self._batches_done(),
-            "num_batches": len(sampler),
-            "num_replicas": sampler.num_replicas,
-        }
-
-    def load_state_dict(self, state: dict[str, int]) -> None:
-        sampler = self.batch_sampler
-        saved = (state.get("num_batches"), state.get("num_replicas"))
-        if saved != (len(sampler), sampler.num_replicas):
-            log.warning(
-                "the checkpoint was written with %s batches per epoch on each of %s ranks, this run has %d on each "
-                "of %d (different data, batch settings or number of devices): the interrupted epoch starts over",
-                *saved, len(sampler), sampler.num_replicas,
-            )
-            return
-        sampler.resume(int(state["epoch"]), int(state["batches_done"]))
-        log.info("resuming epoch %d after its first %d batches", state["epoch"], state["batches_done"])
+        check_fits_token_budget(split, self.max_tokens, "data.max_tokens")
 
 
 def _check_choice(key: str, value: str, valid: tuple[str, ...]) -> None:

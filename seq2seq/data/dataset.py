@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from torch.utils.data import Dataset
 
@@ -14,6 +14,8 @@ class EncodedSplit:
     """Aligned lists for one split, after filtering; position ``i`` is example ``i`` everywhere.
 
     ``line_numbers[i]`` is the 1-based line of example ``i`` in the split's files, for error messages.
+    ``dropped_lines`` and ``truncated_lines`` are the lines ``data.eval_overlong`` dropped or cut to the
+    length limits (see :mod:`seq2seq.data.in_memory`).
     """
 
     name: str
@@ -22,6 +24,8 @@ class EncodedSplit:
     src_ids: list[list[int]]
     tgt_ids: list[list[int]]
     line_numbers: list[int]
+    dropped_lines: list[int] = field(default_factory=list)
+    truncated_lines: list[int] = field(default_factory=list)
 
     def __len__(self) -> int:
         return len(self.sources)

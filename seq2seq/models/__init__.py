@@ -1,4 +1,11 @@
-"""Plain ``nn.Module``s: they know nothing of Lightning, Hydra or files."""
+"""The network: plain ``nn.Module``s that know nothing of Lightning, Hydra or files.
+
+    encoder.py (packed bidirectional RNN), bridge.py (final states -> decoder start), attention.py,
+    decoder.py (attention decoder, ``forward`` and ``step``), stepwise.py (one RNN step on the module's own
+    weights), initialization.py, seq2seq.py (the whole model)
+
+May import: torch, and nothing of ``seq2seq`` outside this package.
+"""
 
 from seq2seq.models.attention import Attention, AttentionOutput
 from seq2seq.models.bridge import Bridge

@@ -17,8 +17,8 @@ from pathlib import Path
 import pytest
 
 from seq2seq.checkpoint import CheckpointError
-from seq2seq.training import train
-from seq2seq.validation import ConfigError
+from seq2seq.config_checks import ConfigError
+from seq2seq.training.run import train
 from tests.e2e.conftest import compose_train, script_command
 
 pytestmark = pytest.mark.usefixtures("single_thread")
@@ -158,7 +158,7 @@ def _no_model_may_be_built(monkeypatch) -> None:
     def refuse(*args, **kwargs):
         raise AssertionError("a model was built although the data is bad")
 
-    monkeypatch.setattr("seq2seq.training.TranslationModule", refuse)
+    monkeypatch.setattr("seq2seq.training.run.TranslationModule", refuse)
 
 
 def test_relative_paths_resolve_against_the_working_directory(tmp_path, monkeypatch):

@@ -9,7 +9,7 @@ import sys
 import pytest
 
 from seq2seq.checkpoint import read_checkpoint
-from seq2seq.training import train
+from seq2seq.training.run import train
 from tests.e2e.conftest import REPO, compose_train, tiny_overrides
 
 pytestmark = pytest.mark.slow

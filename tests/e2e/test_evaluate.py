@@ -15,11 +15,11 @@ from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 
 from seq2seq.checkpoint import read_checkpoint
-from seq2seq.evaluation import evaluate
-from seq2seq.search import greedy_search
-from seq2seq.training import train
-from seq2seq.translate import build_model
-from seq2seq.validation import ConfigError
+from seq2seq.config_checks import ConfigError
+from seq2seq.inference.evaluation import evaluate
+from seq2seq.inference.search import greedy_search
+from seq2seq.inference.translator import build_model
+from seq2seq.training.run import train
 from tests.e2e.conftest import REPO, compose_train, script_command, tiny_overrides
 from tests.unit.test_checkpoint import RunsCode
 

@@ -18,11 +18,11 @@ import pytest
 import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from seq2seq.callbacks import TrainingInterrupted
 from seq2seq.checkpoint import read_checkpoint
-from seq2seq.cli import DistributedWorkerError
-from seq2seq.lit_module import NonFiniteLossError
-from seq2seq.training import train
+from seq2seq.training.callbacks import TrainingInterrupted
+from seq2seq.training.distributed import DistributedWorkerError
+from seq2seq.training.module import NonFiniteLossError
+from seq2seq.training.run import train
 from tests.e2e.conftest import compose_train, script_command, tiny_overrides
 from tests.helpers import RecordWeights
 from tests.helpers.signalled_run import run_and_signal, wait_for_signal_overrides
@@ -227,8 +227,8 @@ def test_a_failing_ddp_rank_ends_the_job_promptly_with_its_error(tmp_path):
 def test_a_ddp_spawn_workers_error_is_reported_by_rank_and_a_stop_keeps_its_meaning(tmp_path):
     from torch.multiprocessing import ProcessExitedException, ProcessRaisedException
 
-    from seq2seq.callbacks import GracefulShutdown
-    from seq2seq.training import worker_error
+    from seq2seq.training.callbacks import GracefulShutdown
+    from seq2seq.training.distributed import worker_error
 
     shutdown = GracefulShutdown(dirpath=str(tmp_path))
     trace = "\n\n-- Process 1 terminated with the following error:\nTraceback (most recent call last):\n  ...\n{}\n"
@@ -237,7 +237,7 @@ def test_a_ddp_spawn_workers_error_is_reported_by_rank_and_a_stop_keeps_its_mean
     error = worker_error(ProcessExitedException("process 0 terminated with signal SIGKILL", 0, 98, -9, "SIGKILL"),
                          shutdown)
     assert str(error) == "DDP rank 0 failed: process 0 terminated with signal SIGKILL"
-    stop = f"seq2seq.callbacks.TrainingInterrupted: training stopped by SIGINT at global step 5; saved {shutdown.path}"
+    stop = f"seq2seq.training.callbacks.TrainingInterrupted: training stopped by SIGINT at global step 5; saved {shutdown.path}"
     error = worker_error(ProcessRaisedException(trace.format(stop), 0, 97), shutdown)
     assert isinstance(error, TrainingInterrupted)
     assert (error.signal_name, error.global_step, error.checkpoint, error.exit_code) == ("SIGINT", 5, shutdown.path, 130)
@@ -272,8 +272,8 @@ def test_ddp_in_a_sweep_writes_one_directory_per_job(tmp_path):
         assert (sweep / job / "train_ddp_process_1.log").is_file()  # rank 1 ran in the job's folder
         # Rank 0 alone writes the progress lines: one per step (log_every_n_steps=1), none from rank 1.
         progress = [line for line in (sweep / job / "train.log").read_text().splitlines()
-                    if "][seq2seq.progress_log]" in line]
+                    if "][seq2seq.training.progress_log]" in line]
         assert [line.split(" | ")[1] for line in progress if " - epoch " in line] == [f"step {n}/4" for n in range(1, 5)]
-        assert "][seq2seq.progress_log]" not in (sweep / job / "train_ddp_process_1.log").read_text()
+        assert "][seq2seq.training.progress_log]" not in (sweep / job / "train_ddp_process_1.log").read_text()
     assert "rnn_type: gru" in (sweep / "1" / ".hydra" / "config.yaml").read_text()
     assert not (tmp_path / "logs" / "train" / "runs").exists()

@@ -22,7 +22,7 @@ import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from seq2seq.checkpoint import read_checkpoint
-from seq2seq.training import train
+from seq2seq.training.run import train
 from tests.e2e.conftest import compose_train, script_command, tiny_overrides
 from tests.helpers.signalled_run import run_and_signal, wait_for_signal_overrides
 
@@ -83,8 +83,8 @@ VALIDATION_LINE = re.compile(r"validation \| epoch (\d+)/2 \| step (\d+) \| (.*)
 
 
 def progress_lines(text: str) -> list[str]:
-    return [line.split("[seq2seq.progress_log][INFO] - ", 1)[1] for line in text.splitlines()
-            if "[seq2seq.progress_log][INFO] - " in line]
+    return [line.split("[seq2seq.training.progress_log][INFO] - ", 1)[1] for line in text.splitlines()
+            if "[seq2seq.training.progress_log][INFO] - " in line]
 
 
 def test_a_redirected_run_logs_steps_and_validations_with_the_values_tensorboard_received(reference):
@@ -213,7 +213,7 @@ SHORT_RUNS = {
 @pytest.mark.parametrize("extra, last_step, epoch", SHORT_RUNS.values(), ids=SHORT_RUNS.keys())
 def test_a_run_that_ends_before_its_first_validation_ends_cleanly_with_a_checkpoint(tmp_path, caplog, extra,
                                                                                     last_step, epoch):
-    caplog.set_level(logging.INFO, logger="seq2seq.progress_log")
+    caplog.set_level(logging.INFO, logger="seq2seq.training.progress_log")
     metrics = train(compose_train(tiny_overrides(tmp_path) + extra))  # no "... conditioned on metric val/bleu ..."
     checkpoints = tmp_path / "run" / "checkpoints"
     assert read_checkpoint(checkpoints / "last.ckpt").global_step == last_step
@@ -223,7 +223,7 @@ def test_a_run_that_ends_before_its_first_validation_ends_cleanly_with_a_checkpo
     assert len(warnings) == 1 and f"global step {last_step}," in warnings[0]
     assert str(checkpoints / "last.ckpt") in warnings[0]
     assert "val/bleu" not in metrics and "test/bleu" in metrics  # the final weights were tested
-    progress = [r.getMessage() for r in caplog.records if r.name == "seq2seq.progress_log"]
+    progress = [r.getMessage() for r in caplog.records if r.name == "seq2seq.training.progress_log"]
     assert [line.split(" | ")[1] for line in progress[:3]] == [f"step {n}/{last_step}" for n in (1, 2, 3)]
     assert progress[-2].startswith(f"training ended | {epoch} | step {last_step} |")
     assert progress[-2].endswith("no validation ran")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 from pathlib import Path
 
@@ -9,7 +10,7 @@ import pytest
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from seq2seq.checkpoint import read_checkpoint
-from seq2seq.training import train
+from seq2seq.training.run import train
 from tests.e2e.conftest import script_command, tiny_overrides
 
 pytestmark = pytest.mark.slow
@@ -60,8 +61,8 @@ def test_same_seed_gives_identical_loss_curves(tmp_path):
 def test_the_init_setting_reaches_the_model_and_the_checkpoint(tmp_path):
     import torch
 
-    from seq2seq.lit_module import TranslationModule
-    from seq2seq.training import make_datamodule, make_module
+    from seq2seq.training.module import TranslationModule
+    from seq2seq.training.run import make_datamodule, make_module
     from tests.e2e.conftest import compose_train
 
     cfg = compose_train(tiny_overrides(tmp_path) + ["model.init=xavier", "model.lstm_forget_bias=2.0",
@@ -103,7 +104,7 @@ def test_train_script_runs_and_multirun_writes_one_directory_per_job(tmp_path):
     sweep = tmp_path / "sweep"
     result = subprocess.run(
         script_command("train.py", "-m", "model=bilstm,bigru", "trainer.max_epochs=1", "test_after_training=false",
-                       f"hydra.sweep.dir={sweep}", *overrides),
+                       f"hydra.sweep.dir={sweep}", *overrides, "trainer.enable_model_summary=true"),
         cwd=tmp_path, capture_output=True, text=True, timeout=600,
     )
     assert result.returncode == 0, result.stderr[-3000:]
@@ -114,6 +115,10 @@ def test_train_script_runs_and_multirun_writes_one_directory_per_job(tmp_path):
         assert (sweep / job / ".hydra" / "config.yaml").is_file()
         assert list((sweep / job / "tensorboard").glob("events.*"))
     assert "rnn_type: gru" in (sweep / "1" / ".hydra" / "config.yaml").read_text()
+    # The first screen: the model's size by part, and no advert, FLOPs column of zeros or upstream deprecation.
+    console = result.stdout + result.stderr
+    assert len(re.findall(r"model: Seq2Seq, [\d,]+ trainable parameters \(encoder [\d,]+, bridge [\d,]+, decoder", console)) == 2
+    assert "💡" not in console and "FLOPs" not in console and "LeafSpec" not in console
 
 
 def test_ddp_cpu_with_two_processes(train_config, tmp_path):

@@ -13,8 +13,8 @@ from typing import Any, ClassVar, Optional, Sequence
 import lightning as L
 from lightning.pytorch.callbacks import Callback
 
-from seq2seq.callbacks import GracefulShutdown
-from seq2seq.checkpoint_io import AtomicCheckpointIO
+from seq2seq.training.callbacks import GracefulShutdown
+from seq2seq.training.checkpoint_io import AtomicCheckpointIO
 
 
 def _die() -> None:

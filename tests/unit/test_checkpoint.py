@@ -11,10 +11,10 @@ from typing import Any, Optional
 import pytest
 import torch
 
-from seq2seq.checkpoint import CheckpointError, read_checkpoint
+from seq2seq.checkpoint import CHECKPOINT_KEY, CheckpointError, read_checkpoint
 from seq2seq.config import DecodeConfig, OptimConfig
 from seq2seq.data.tokenizer import TextTokenizer
-from seq2seq.lit_module import CHECKPOINT_KEY, TranslationModule
+from seq2seq.training.module import TranslationModule
 
 SRC_TEXTS = ["ein zwei drei", "zwei drei vier", "fünf sechs"]
 TGT_TEXTS = ["one two three", "two three four", "five six"]

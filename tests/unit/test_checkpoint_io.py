@@ -11,8 +11,8 @@ import pytest
 import torch
 from lightning.pytorch.callbacks import Callback, ModelCheckpoint
 
-from seq2seq.checkpoint_io import AtomicCheckpointIO
 from seq2seq.data.sampler import BucketBatchSampler
+from seq2seq.training.checkpoint_io import AtomicCheckpointIO
 from tests.unit.test_data_datamodule import numbers_module
 
 pytestmark = pytest.mark.usefixtures("single_thread")

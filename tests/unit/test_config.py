@@ -13,9 +13,9 @@ from hydra.errors import ConfigCompositionException
 from omegaconf import OmegaConf
 
 from seq2seq.config import DataConfig, ModelConfig, register_configs
+from seq2seq.config_checks import check_train_config
 from seq2seq.data import TranslationDataModule
 from seq2seq.models import Seq2Seq
-from seq2seq.validation import check_train_config
 
 CONF = Path(__file__).resolve().parents[2] / "conf"
 register_configs()
@@ -96,7 +96,7 @@ def test_text_data_needs_a_root():
 
 
 def test_keys_added_with_plus_are_refused_by_the_checks():
-    from seq2seq.validation import ConfigError
+    from seq2seq.config_checks import ConfigError
 
     cfg = compose_train(["+model.hiden_size=3"])
     with pytest.raises(ConfigError, match=r"model\.hiden_size: unknown key"):

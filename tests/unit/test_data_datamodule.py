@@ -194,13 +194,21 @@ def test_example_over_the_token_budget_is_an_error_naming_line_and_keys(tmp_path
         dm.setup("fit")
 
 
-def test_length_filter_drops_long_training_pairs_but_never_evaluation_pairs(tmp_path, caplog):
+def test_length_filter_drops_long_training_pairs_and_handles_evaluation_pairs_as_eval_overlong_says(tmp_path, caplog):
     dm = text_module(tmp_path / "text", LONG, max_tokens=6, batch_size=None, max_src_length=5)
+    with pytest.raises(ValueError, match=r"val \(.*val\.de.*\): 1 of 3 pairs .*line 3 \(source 7, target 1 tokens\).*"
+                                         r"data\.eval_overlong=drop"):
+        dm.setup("fit")
+    dm = text_module(tmp_path / "text", LONG, max_tokens=6, batch_size=None, max_src_length=5, eval_overlong="truncate")
     with caplog.at_level(logging.WARNING):
         dm.setup("fit")
     assert len(dm.sources("train")) == 4 and "data.max_src_length=5" in caplog.text
-    assert len(dm.sources("val")) == 3
+    assert len(dm.sources("val")) == 3 and dm.encoded_split("val").truncated_lines == [3]
+    assert max(len(ids) for ids in dm.encoded_split("val").src_ids) == 5
     assert sum(len(b) for b in dm.val_dataloader()) == 3
+    dm = text_module(tmp_path / "text", LONG, max_tokens=6, batch_size=None, max_src_length=5, eval_overlong="drop")
+    dm.setup("fit")
+    assert dm.sources("val") == [src for src, _ in TEXT["val"]] and dm.encoded_split("val").dropped_lines == [3]
 
 
 @pytest.mark.parametrize(

@@ -57,7 +57,7 @@ def store_dirs(tmp_path: Path) -> list[Path]:
 # --- the same data as the in-memory path -------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("limits", [dict(), dict(max_tokens=40, batch_size=None, max_src_length=9)])
+@pytest.mark.parametrize("limits", [dict(), dict(max_tokens=40, batch_size=None, max_src_length=9, eval_overlong="drop")])
 def test_the_store_gives_the_batches_of_the_in_memory_path(tmp_path, limits):
     write_corpus(tmp_path / "corpus", extra={7: ("", "LEER")}, num_pairs=400)
     datamodule = make_datamodule(tmp_path, drop_empty=True, **limits)
@@ -115,7 +115,7 @@ def test_a_changed_training_file_is_preprocessed_again(tmp_path):
     assert datamodule.tgt_tokenizer.decode(stored.tgt_ids[0]) == "GANZ ANDERS"
 
 
-@pytest.mark.parametrize("change", [dict(tgt_vocab_size=12), dict(max_src_length=5), dict(lowercase=True)])
+@pytest.mark.parametrize("change", [dict(tgt_vocab_size=12), dict(max_src_length=5, eval_overlong="drop"), dict(lowercase=True)])
 def test_other_settings_make_another_store(tmp_path, change):
     write_corpus(tmp_path / "corpus")
     make_datamodule(tmp_path).setup("fit")

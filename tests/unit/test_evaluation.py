@@ -16,17 +16,17 @@ from torch import Tensor
 
 from seq2seq.checkpoint import CheckpointError, read_checkpoint
 from seq2seq.config import DecodeConfig, register_configs
+from seq2seq.config_checks import ConfigError
 from seq2seq.data.tokenizer import EOS_ID, PAD_ID, TextTokenizer
-from seq2seq.evaluation import (
+from seq2seq.inference.evaluation import (
     average_checkpoints,
     check_evaluate_config,
     latest_checkpoints,
     output_paths,
     split_data_settings,
 )
-from seq2seq.models import Seq2Seq
-from seq2seq.search import greedy_search
-from seq2seq.translate import (
+from seq2seq.inference.search import greedy_search
+from seq2seq.inference.translator import (
     Translator,
     build_model,
     format_translations,
@@ -34,7 +34,7 @@ from seq2seq.translate import (
     translate_ids,
     translate_lines,
 )
-from seq2seq.validation import ConfigError
+from seq2seq.models import Seq2Seq
 from tests.unit.test_checkpoint import make_module, write_checkpoint
 
 pytestmark = pytest.mark.usefixtures("single_thread")

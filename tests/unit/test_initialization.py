@@ -11,10 +11,10 @@ import torch
 from omegaconf import OmegaConf
 from torch import nn
 
-from seq2seq.lit_module import TranslationModule
+from seq2seq.config_checks import ConfigError, check_train_config
 from seq2seq.models import Seq2Seq
 from seq2seq.models.initialization import initialize
-from seq2seq.validation import ConfigError, check_train_config
+from seq2seq.training.module import TranslationModule
 from tests.unit.test_config import compose_train, options
 
 SRC_VOCAB, TGT_VOCAB = 50, 60

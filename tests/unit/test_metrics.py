@@ -4,8 +4,8 @@ import logging
 
 import pytest
 
-from seq2seq import metrics
-from seq2seq.metrics import score_translations
+from seq2seq.inference import metrics
+from seq2seq.inference.metrics import score_translations
 
 
 def test_scores_and_exact_match():

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from lightning.pytorch.plugins.environments import SLURMEnvironment
 
-from seq2seq.training import checkpoint_to_resume, cluster_plugins
+from seq2seq.training.run import checkpoint_to_resume, cluster_plugins
 from tests.e2e.conftest import compose_train, tiny_overrides
 
 

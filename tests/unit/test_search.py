@@ -11,8 +11,8 @@ import math
 import pytest
 import torch
 
+from seq2seq.inference.search import BOS_ID, EOS_ID, PAD_ID, Hypotheses, beam_search, greedy_search, max_output_length
 from seq2seq.models import DecoderState, Memory, Seq2Seq
-from seq2seq.search import BOS_ID, EOS_ID, PAD_ID, Hypotheses, beam_search, greedy_search, max_output_length
 
 pytestmark = pytest.mark.usefixtures("single_thread")
 

@@ -41,11 +41,12 @@ from omegaconf.errors import OmegaConfBaseException
 
 from seq2seq.checkpoint import CheckpointError, StoredCheckpoint, read_checkpoint
 from seq2seq.config import DataConfig, DecodeConfig
+from seq2seq.config_checks import ConfigError, check_data, check_decode
 from seq2seq.data import TranslationDataModule
 from seq2seq.data.atomic import write_text_atomic
 from seq2seq.data.tokenizer_store import SRC_FILE, TGT_FILE
-from seq2seq.metrics import score_translations
-from seq2seq.translate import (
+from seq2seq.inference.metrics import score_translations
+from seq2seq.inference.translator import (
     Translator,
     format_translations,
     load_translator,
@@ -55,7 +56,6 @@ from seq2seq.translate import (
     translate_lines,
     write_output,
 )
-from seq2seq.validation import ConfigError, check_data, check_decode
 
 log = logging.getLogger(__name__)
 

@@ -1,6 +1,6 @@
 """Keeping a run's work: ``last.ckpt`` kept current, and a clean stop on SIGTERM, SIGUSR1 or Ctrl-C.
 
-:class:`LastCheckpoint` rewrites ``last.ckpt`` (atomically, see :mod:`seq2seq.checkpoint_io`) at every point
+:class:`LastCheckpoint` rewrites ``last.ckpt`` (atomically, see :mod:`seq2seq.training.checkpoint_io`) at every point
 Lightning can resume from exactly, so a killed run loses at most the steps since then.
 
 :class:`GracefulShutdown` turns SIGTERM (what ``kill``, SLURM, Kubernetes and most schedulers send), SIGUSR1

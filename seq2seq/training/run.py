@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import logging
 import math
-import signal
 import sys
 from pathlib import Path
 from typing import Any, Optional
@@ -20,14 +19,15 @@ from lightning.pytorch.loggers import TensorBoardLogger
 from lightning.pytorch.plugins.environments import ClusterEnvironment, SLURMEnvironment
 from omegaconf import DictConfig, OmegaConf
 
-from seq2seq.callbacks import GracefulShutdown, LastCheckpoint, TrainingInterrupted
 from seq2seq.checkpoint import read_checkpoint
-from seq2seq.checkpoint_io import AtomicCheckpointIO
-from seq2seq.cli import DistributedWorkerError, ddp_in_sweep_job
+from seq2seq.config_checks import check_train_config
 from seq2seq.data import TranslationDataModule
-from seq2seq.lit_module import NonFiniteLossError, TranslationModule
-from seq2seq.progress_log import ProgressLog
-from seq2seq.validation import check_train_config
+from seq2seq.training.callbacks import GracefulShutdown, LastCheckpoint
+from seq2seq.training.checkpoint_io import AtomicCheckpointIO
+from seq2seq.training.console import ParameterSummary, quiet_lightning_console
+from seq2seq.training.distributed import ddp_in_sweep_job, stop_worker_processes, worker_error
+from seq2seq.training.module import NonFiniteLossError, TranslationModule
+from seq2seq.training.progress_log import ProgressLog
 
 log = logging.getLogger(__name__)
 
@@ -165,39 +165,6 @@ def fit(
         raise
 
 
-def stop_worker_processes(trainer: L.Trainer) -> None:
-    """Kill the ranks Lightning started as processes of their own (``strategy=ddp`` on one machine) when this one,
-    rank 0, fails: they would otherwise wait in their next collective until it times out (30 minutes and more).
-    (Lightning already ends the job when one of *them* fails.)"""
-    from lightning.pytorch.strategies.launchers import _SubprocessScriptLauncher
-
-    launcher = trainer.strategy.launcher
-    if isinstance(launcher, _SubprocessScriptLauncher) and launcher.procs:
-        log.error("rank 0 failed: stopping the other ranks")
-        launcher.kill(signal.SIGKILL)
-
-
-# Errors whose message says it all: a worker's traceback for them only goes to the debug log.
-_CLEAN_ERRORS = ("ValueError", "ConfigError", "CheckpointError", "FileNotFoundError", "PermissionError",
-                 "NonFiniteLossError")
-
-
-def worker_error(error: Exception, shutdown: GracefulShutdown) -> Exception:
-    """The error to report for a failed ``ddp_spawn`` worker: its own (the last line of its traceback), by rank."""
-    rank = getattr(error, "error_index", "?")
-    lines = [line.strip() for line in str(getattr(error, "msg", error)).splitlines() if line.strip()]
-    last = lines[-1] if lines else type(error).__name__
-    interrupted = TrainingInterrupted.from_worker(last, shutdown.path)
-    if interrupted is not None:
-        return interrupted
-    error_type = last.split(":", 1)[0].rsplit(".", 1)[-1]
-    log.log(logging.DEBUG if error_type in _CLEAN_ERRORS else logging.ERROR, "DDP rank %s failed:%s", rank,
-            getattr(error, "msg", error))
-    if error_type in _CLEAN_ERRORS and ": " in last:
-        last = last.split(": ", 1)[1]
-    return DistributedWorkerError(f"DDP rank {rank} failed: {last}")
-
-
 def optimized_value(cfg: DictConfig, metrics: dict[str, float]) -> Optional[float]:
     """What a sweeper (``hparams_search=optuna``) optimises: the final value of ``cfg.optimized_metric``.
 
@@ -223,10 +190,12 @@ def train(cfg: DictConfig) -> dict[str, float]:
 
 def _train(cfg: DictConfig) -> dict[str, float]:
     check_train_config(cfg)
+    quiet_lightning_console()
     # Relative data paths mean what the user typed, relative to where the command ran.
     cfg.data.root = str(Path(cfg.data.root).expanduser().resolve())
     output_dir = Path(cfg.output_dir).resolve()
     ensure_writable(output_dir, "output_dir")
+    log.info("run folder: %s (train.log, checkpoints/, tensorboard/)", output_dir)
     if cfg.get("matmul_precision"):
         torch.set_float32_matmul_precision(cfg.matmul_precision)
     L.seed_everything(cfg.seed, workers=True)
@@ -250,9 +219,8 @@ def _train(cfg: DictConfig) -> dict[str, float]:
         datamodule.encoded_split("test")  # a bad test file is an error now, not after training
 
     module = make_module(cfg, datamodule)
-    parameters = sum(p.numel() for p in module.parameters() if p.requires_grad)
-    log.info("model: %s trainable parameters; source vocabulary %d, target vocabulary %d",
-             f"{parameters:,}", datamodule.src_tokenizer.vocab_size, datamodule.tgt_tokenizer.vocab_size)
+    log.info("vocabularies: source %d (%s), target %d (%s)", datamodule.src_tokenizer.vocab_size,
+             datamodule.src_tokenizer.kind, datamodule.tgt_tokenizer.vocab_size, datamodule.tgt_tokenizer.kind)
 
     loggers = instantiate_list(cfg.get("logger"))
     trainer_args = OmegaConf.to_container(cfg.trainer, resolve=True)
@@ -263,6 +231,9 @@ def _train(cfg: DictConfig) -> dict[str, float]:
         trainer_args["enable_progress_bar"] = False
     progress = ProgressLog()
     callbacks.append(progress)
+    if trainer_args.get("enable_model_summary", True):
+        callbacks.append(ParameterSummary())  # instead of Lightning's table (see seq2seq/training/console.py)
+        trainer_args["enable_model_summary"] = False
     if trainer_args.get("enable_checkpointing", True):
         # last.ckpt, the file to resume from: after every epoch and validation, and every N steps if asked.
         callbacks.append(LastCheckpoint(dirpath=str(checkpoint_dir), every_n_steps=cfg.get("checkpoint_every_n_steps")))

@@ -5,7 +5,7 @@ import torch
 import torch.nn.functional as F
 
 from seq2seq.data.collate import collate
-from seq2seq.lit_module import TranslationModule
+from seq2seq.training.module import TranslationModule
 
 OPTIM = {"optimizer": "adam", "lr": 1e-3, "betas": [0.9, 0.999], "weight_decay": 0.0, "label_smoothing": 0.0,
          "scheduler": "none", "warmup_steps": 0, "plateau_factor": 0.5, "plateau_patience": 1, "min_lr": 1e-6}

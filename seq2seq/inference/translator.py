@@ -22,8 +22,8 @@ from torch import Tensor
 from seq2seq.checkpoint import CheckpointError, StoredCheckpoint
 from seq2seq.data.atomic import write_text_atomic
 from seq2seq.data.tokenizer import PAD_ID, TextTokenizer
+from seq2seq.inference.search import Hypotheses, beam_search, greedy_search
 from seq2seq.models import Seq2Seq
-from seq2seq.search import Hypotheses, beam_search, greedy_search
 
 log = logging.getLogger(__name__)
 

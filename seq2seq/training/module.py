@@ -17,16 +17,15 @@ import torch.nn.functional as F
 from lightning.fabric.utilities.apply_func import move_data_to_device
 from torch import Tensor
 
+from seq2seq.checkpoint import CHECKPOINT_FORMAT_VERSION, CHECKPOINT_KEY
 from seq2seq.data.collate import Batch
 from seq2seq.data.tokenizer import PAD_ID, TextTokenizer
-from seq2seq.metrics import score_translations
+from seq2seq.inference.figures import attention_figure, samples_table
+from seq2seq.inference.metrics import score_translations
+from seq2seq.inference.search import beam_search, greedy_search
 from seq2seq.models import Seq2Seq
-from seq2seq.search import beam_search, greedy_search
-from seq2seq.visualize import attention_figure, samples_table
 
-CHECKPOINT_KEY = "seq2seq"
 VALIDATION_METRICS_KEY = "seq2seq_validation_metrics"
-CHECKPOINT_FORMAT_VERSION = 1
 DEFAULT_MAX_NONFINITE_IN_A_ROW = 5
 
 log = logging.getLogger(__name__)

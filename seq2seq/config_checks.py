@@ -12,6 +12,7 @@ from typing import Any
 import lightning as L
 from omegaconf import DictConfig
 
+from seq2seq.data.in_memory import EVAL_OVERLONG_POLICIES
 from seq2seq.models.attention import KINDS as ATTENTION_KINDS
 from seq2seq.models.bridge import STRATEGIES as BRIDGE_STRATEGIES
 from seq2seq.models.encoder import RNN_TYPES
@@ -105,6 +106,8 @@ def check_data(data: DictConfig, key: str = "data") -> None:
     for name in ("batch_size", "max_tokens", "max_src_length", "max_tgt_length"):
         _require(data[name] is None or data[name] > 0, f"{key}.{name}", f"must be positive or null, got {data[name]}")
     _require(data.eval_batch_size > 0, f"{key}.eval_batch_size", f"must be positive, got {data.eval_batch_size}")
+    _require(data.eval_max_tokens > 0, f"{key}.eval_max_tokens", f"must be positive, got {data.eval_max_tokens}")
+    _one_of(data.eval_overlong, EVAL_OVERLONG_POLICIES, f"{key}.eval_overlong")
     for name in ("src_vocab_size", "tgt_vocab_size", "min_frequency"):
         _require(data[name] > 0, f"{key}.{name}", f"must be positive, got {data[name]}")
     _require(data.num_workers >= 0, f"{key}.num_workers", f"must be >= 0, got {data.num_workers}")

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from seq2seq.validation import ConfigError, check_train_config
+from seq2seq.config_checks import ConfigError, check_train_config
 from tests.e2e.conftest import compose_train, tiny_overrides
 
 IMPOSSIBLE = [

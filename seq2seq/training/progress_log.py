@@ -1,6 +1,6 @@
 """Progress as plain log lines: what a run in a batch job (SLURM, ``nohup``, a container) shows in its log file.
 
-:class:`ProgressLog` writes, through the ``seq2seq.progress_log`` logger:
+:class:`ProgressLog` writes, through the ``seq2seq.training.progress_log`` logger:
 
 - every ``trainer.log_every_n_steps`` optimizer steps, one line (here in two)::
 

@@ -1,0 +1,13 @@
+"""Training: the LightningModule, its callbacks, the progress log, checkpoint writing, and ``train(cfg)``.
+
+    module.py         TranslationModule: loss, training/validation/test steps, metrics, optimizers
+    callbacks.py      LastCheckpoint (last.ckpt kept current), GracefulShutdown (SIGTERM/SIGUSR1/Ctrl-C)
+    progress_log.py   plain progress lines for train.log and non-terminal stderr
+    checkpoint_io.py  checkpoints written atomically (temporary file, fsync, rename)
+    run.py            train(cfg): data, model, logger, callbacks and Trainer from one Hydra config
+
+May import: ``seq2seq.models``, ``seq2seq.data``, ``seq2seq.inference`` (validation decodes with its search,
+scores with its metrics and draws its attention figures), and the shared top-level modules (``config``,
+``config_checks``, ``checkpoint``, ``cli``). Nothing below it imports it: inference never needs Lightning's
+training machinery.
+"""
