@@ -121,6 +121,8 @@ class DecodeConfig:
     n_best: int = 1
     max_length_ratio: float = 1.5
     max_length_constant: int = 10
+    # At most this many steps whatever the source's length; null: data.max_tgt_length + 1 (the longest training
+    # target + 1 without that limit), stored in the checkpoint for evaluate.py.
     max_length: Optional[int] = None
 
 
@@ -174,8 +176,12 @@ class EvaluateConfig:
     input: Optional[str] = None
     # Translations: null -> stdout. Split scores: null -> <run>/eval/<checkpoint>.<split>.beam<K>[.lp<alpha>...].hyp.
     output: Optional[str] = None
-    # Sentences per decoding batch.
+    # Sentences per decoding batch, and padded source positions (sentences x the longest): a long sentence sits in a
+    # small batch.
     batch_size: int = 64
+    max_tokens: Optional[int] = 20000
+    # Pairs of the scored split over the length limits: error | truncate | drop; null: as the data settings say.
+    eval_overlong: Optional[str] = None
     # Average the weights of the N checkpoints with the highest global step in ckpt_path's folder (0, 1: off).
     average_last: int = 0
     # auto (cuda when available, else cpu), cpu, cuda, cuda:N.

@@ -44,6 +44,7 @@ from seq2seq.config import DataConfig, DecodeConfig
 from seq2seq.config_checks import ConfigError, check_data, check_decode
 from seq2seq.data import TranslationDataModule
 from seq2seq.data.atomic import write_text_atomic
+from seq2seq.data.in_memory import EVAL_OVERLONG_POLICIES
 from seq2seq.data.tokenizer_store import SRC_FILE, TGT_FILE
 from seq2seq.inference.metrics import score_translations
 from seq2seq.inference.translator import (
@@ -87,6 +88,10 @@ def check_evaluate_config(cfg: DictConfig) -> None:
         raise ConfigError(f"batch_size: must be at least 1, got {cfg.batch_size}")
     if cfg.average_last < 0:
         raise ConfigError(f"average_last: must be >= 0 (0 or 1: no averaging), got {cfg.average_last}")
+    if cfg.max_tokens is not None and cfg.max_tokens < 1:
+        raise ConfigError(f"max_tokens: must be at least 1 or null, got {cfg.max_tokens}")
+    if cfg.eval_overlong is not None and cfg.eval_overlong not in EVAL_OVERLONG_POLICIES:
+        raise ConfigError(f"eval_overlong: must be one of {list(EVAL_OVERLONG_POLICIES)} or null, got {cfg.eval_overlong!r}")
     if cfg.max_input_tokens is not None and cfg.max_input_tokens < 1:
         raise ConfigError(f"max_input_tokens: must be at least 1 or null, got {cfg.max_input_tokens}")
     if cfg.input is not None and cfg.data is not None:
@@ -184,6 +189,8 @@ def split_data_settings(cfg: DictConfig, stored: StoredCheckpoint) -> dict[str, 
             f"data=<numbers|multi30k|text> data.root=DIR (and data.src_tokenizer/data.tgt_tokenizer as trained)"
         )
     data["root"] = to_absolute_path(data["root"])
+    if cfg.eval_overlong is not None:
+        data["eval_overlong"] = cfg.eval_overlong
     for side, tokenizer in (("src", stored.src_tokenizer), ("tgt", stored.tgt_tokenizer)):
         if data[f"{side}_tokenizer"] != tokenizer.kind:
             raise ConfigError(
@@ -248,10 +255,11 @@ def evaluate_split(
                 f"data.root=DIR ...)"
             ) from error
 
-    decode = OmegaConf.to_container(cfg.decode, resolve=True)
+    decode = decode_settings(cfg, stored)
     with _progress(len(encoded), f"decoding {cfg.split}") as advance:
         start = time.perf_counter()
-        translations = translate_ids(translator, encoded.src_ids, decode, cfg.batch_size, on_batch=advance)
+        translations = translate_ids(translator, encoded.src_ids, decode, cfg.batch_size, on_batch=advance,
+                                     max_tokens=cfg.max_tokens)
         if translator.device.type == "cuda":
             torch.cuda.synchronize(translator.device)
         seconds = time.perf_counter() - start
@@ -271,6 +279,10 @@ def evaluate_split(
         "data": {key: data[key] for key in ("name", "root", "src_lang", "tgt_lang", "format", "lowercase")}
         | {"file_stem": data["splits"][cfg.split]},
         "num_sentences": len(hypotheses),
+        # Pairs over the length limits that data.eval_overlong (or eval_overlong=) left out or cut: the
+        # scores above are on num_sentences pairs.
+        "dropped_lines": encoded.dropped_lines,
+        "truncated_lines": encoded.truncated_lines,
         "bleu": scores.bleu,
         "chrf": scores.chrf,
         "exact_match": scores.exact_match,
@@ -298,6 +310,9 @@ def _summary(metrics: dict[str, Any], metrics_path: Path) -> str:
             f"BLEU = {metrics['bleu']:.2f}  {metrics['signature']}",
             f"chrF = {metrics['chrf']:.2f}  {metrics['chrf_signature']}",
             f"exact match = {metrics['exact_match']:.4f} ({exact} of {metrics['num_sentences']})",
+            *([f"scored on {metrics['num_sentences']} of {metrics['num_sentences'] + len(metrics['dropped_lines'])} "
+               f"pairs: {len(metrics['dropped_lines'])} over the length limits left out (eval_overlong=drop)"]
+              if metrics["dropped_lines"] else []),
             f"speed: {metrics['num_sentences']} sentences in {metrics['decode_seconds']:.2f} s = "
             f"{metrics['sentences_per_sec']:.1f} sentences/s ({search}, batch {metrics['batch_size']}, "
             f"{metrics['device']})",
@@ -313,12 +328,12 @@ def translate_input(cfg: DictConfig, stored: StoredCheckpoint, translator: Trans
     lines = read_input(cfg.input)
     stored_data = stored.data or {}
     max_tokens = cfg.max_input_tokens or stored_data.get("max_src_length") or DEFAULT_MAX_INPUT_TOKENS
-    decode = OmegaConf.to_container(cfg.decode, resolve=True)
+    decode = decode_settings(cfg, stored)
     name = "<stdin>" if cfg.input == "-" else to_absolute_path(cfg.input)
     with _progress(len(lines), "translating") as advance:
         translations = translate_lines(
             translator, lines, decode, cfg.batch_size, max_tokens,
-            lowercase=bool(stored_data.get("lowercase", False)), name=name, on_batch=advance,
+            lowercase=bool(stored_data.get("lowercase", False)), name=name, on_batch=advance, max_tokens=cfg.max_tokens,
         )
     destination = None if cfg.output in (None, "-") else Path(to_absolute_path(cfg.output))
     write_output(format_translations(translations, decode["n_best"]), destination)
@@ -327,6 +342,24 @@ def translate_input(cfg: DictConfig, stored: StoredCheckpoint, translator: Trans
 
 
 # ------------------------------------------------------------------------------------------- helpers
+def output_cap(stored: StoredCheckpoint) -> int:
+    """The most decoding steps when ``decode.max_length`` is null: the cap training stored in the checkpoint; for
+    checkpoints written before it was stored, the longest target training allowed (and its eos), else 251."""
+    stored_cap = (stored.hyper_parameters.get("decode") or {}).get("max_length")
+    if stored_cap:
+        return int(stored_cap)
+    max_tgt_length = (stored.data or {}).get("max_tgt_length")
+    return int(max_tgt_length or DEFAULT_MAX_INPUT_TOKENS) + 1
+
+
+def decode_settings(cfg: DictConfig, stored: StoredCheckpoint) -> dict[str, Any]:
+    """``cfg.decode`` as plain values, with the checkpoint's output cap when ``decode.max_length`` is null."""
+    decode = OmegaConf.to_container(cfg.decode, resolve=True)
+    if decode["max_length"] is None:
+        decode["max_length"] = output_cap(stored)
+    return decode
+
+
 @contextmanager
 def _progress(total: int, description: str) -> Iterator:
     """A rich progress bar on stderr (only when stderr is a terminal); yields ``advance(n)``."""

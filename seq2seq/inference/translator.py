@@ -129,25 +129,44 @@ def pad_sources(sequences: Sequence[list[int]]) -> tuple[Tensor, Tensor]:
     return src, torch.tensor([len(ids) for ids in sequences], dtype=torch.long)
 
 
+def length_batches(lengths: Sequence[int], batch_size: int, max_tokens: Optional[int] = None) -> list[list[int]]:
+    """Indices of the non-empty entries of ``lengths`` in batches of similar length, longest first: at most
+    ``batch_size`` sentences and ``max_tokens`` padded positions (sentences x the batch's longest) each; a
+    sentence longer than ``max_tokens`` is a batch of its own. A batch that does not fit in memory fails at
+    once, not at the end."""
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+    if max_tokens is not None and max_tokens < 1:
+        raise ValueError(f"max_tokens must be at least 1 or null, got {max_tokens}")
+    order = sorted((i for i, n in enumerate(lengths) if n), key=lambda i: -lengths[i])  # stable for ties
+    batches: list[list[int]] = []
+    for index in order:
+        batch = batches[-1] if batches else None
+        # The first sentence of a batch is its longest: adding one more makes len(batch) + 1 rows of that length.
+        fits = batch is not None and len(batch) < batch_size and (
+            max_tokens is None or (len(batch) + 1) * lengths[batch[0]] <= max_tokens)
+        if fits:
+            batch.append(index)
+        else:
+            batches.append([index])
+    return batches
+
+
 def translate_ids(
     translator: Translator,
     src_ids: Sequence[list[int]],
     decode: Mapping,
     batch_size: int,
     on_batch: Optional[Callable[[int], None]] = None,
+    max_tokens: Optional[int] = None,
 ) -> list[Translation]:
     """Translations of ``src_ids`` in their order; an empty id list gives an empty translation.
 
-    Batches hold ``batch_size`` sentences of similar length, longest first (a batch that does not fit in
-    memory fails at once, not at the end). ``on_batch(n)`` is called after each batch of n sentences.
+    Batches as :func:`length_batches` makes them. ``on_batch(n)`` is called after each batch of n sentences.
     """
-    if batch_size < 1:
-        raise ValueError(f"batch_size must be at least 1, got {batch_size}")
     results: list[Optional[Translation]] = [EMPTY if not ids else None for ids in src_ids]
-    order = sorted((i for i, ids in enumerate(src_ids) if ids), key=lambda i: -len(src_ids[i]))  # stable for ties
     decode_text = translator.tgt_tokenizer.decode
-    for start in range(0, len(order), batch_size):
-        chunk = order[start : start + batch_size]
+    for chunk in length_batches([len(ids) for ids in src_ids], batch_size, max_tokens):
         src, src_lengths = pad_sources([src_ids[i] for i in chunk])
         hypotheses = search(translator.model, src.to(translator.device), src_lengths.to(translator.device), decode)
         for row, index in enumerate(chunk):
@@ -211,12 +230,13 @@ def translate_lines(
     lowercase: bool = False,
     name: str = "input",
     on_batch: Optional[Callable[[int], None]] = None,
+    max_tokens: Optional[int] = None,
 ) -> list[Translation]:
     """One translation per line, in order; empty lines give empty translations without touching the model,
     and lines longer than ``max_input_tokens`` source tokens are truncated with a warning naming them."""
     encoded = encode_lines(lines, translator.src_tokenizer, max_input_tokens, lowercase)
     warn_truncated(encoded.truncated, max_input_tokens, name)
-    return translate_ids(translator, encoded.ids, decode, batch_size, on_batch)
+    return translate_ids(translator, encoded.ids, decode, batch_size, on_batch, max_tokens)
 
 
 def read_input(source: str) -> list[str]:

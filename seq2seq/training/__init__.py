@@ -4,10 +4,12 @@
     callbacks.py      LastCheckpoint (last.ckpt kept current), GracefulShutdown (SIGTERM/SIGUSR1/Ctrl-C)
     progress_log.py   plain progress lines for train.log and non-terminal stderr
     checkpoint_io.py  checkpoints written atomically (temporary file, fsync, rename)
+    console.py        the first screen of a run: a one-line parameter summary, no adverts
+    distributed.py    failed DDP ranks reported by rank, DDP inside Hydra sweeps
     run.py            train(cfg): data, model, logger, callbacks and Trainer from one Hydra config
 
 May import: ``seq2seq.models``, ``seq2seq.data``, ``seq2seq.inference`` (validation decodes with its search,
 scores with its metrics and draws its attention figures), and the shared top-level modules (``config``,
-``config_checks``, ``checkpoint``, ``cli``). Nothing below it imports it: inference never needs Lightning's
-training machinery.
+``config_checks``, ``checkpoint``). Only ``seq2seq.cli`` imports it (for the ways a run stops): inference never
+needs Lightning's training machinery.
 """

@@ -42,6 +42,28 @@ log = logging.getLogger(__name__)
 HANDLED_SIGNALS = (signal.SIGTERM, signal.SIGINT) + ((signal.SIGUSR1,) if hasattr(signal, "SIGUSR1") else ())
 
 
+class ClosingValidation(Callback):
+    """Validates the final weights of a run that its budget ends between two validations.
+
+    Lightning validates at the end of each epoch (or every ``trainer.val_check_interval`` steps). A run that
+    ``trainer.max_steps`` ends in the middle of an epoch, or whose last epoch (``trainer.max_epochs``) ends
+    between two interval validations, would end with its last steps never validated: the best checkpoint,
+    early stopping's record and the test after training would not consider them. Lightning runs a
+    validation after any training batch at which ``trainer.should_stop`` is set (that is how a run ended by
+    ``trainer.max_time`` gets one: its Timer sets it); this sets it at the batch that ends the run. When a
+    validation falls due at that batch anyway, it is the same one: a run is never validated twice at a step.
+    """
+
+    def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any,
+                           batch_idx: int) -> None:
+        epoch_loop = trainer.fit_loop.epoch_loop
+        last_step = trainer.max_steps is not None and 0 < trainer.max_steps <= trainer.global_step
+        last_epoch = (trainer.max_epochs is not None and 0 < trainer.max_epochs <= trainer.current_epoch + 1
+                      and bool(getattr(epoch_loop.batch_progress, "is_last_batch", False)))
+        if last_step or last_epoch:
+            trainer.should_stop = True
+
+
 class LastCheckpoint(Checkpoint):
     """Rewrites ``dirpath/filename`` at the end of every training epoch, after every validation in the middle of
     one (``trainer.val_check_interval``), and every ``every_n_steps`` optimizer steps.

@@ -232,14 +232,18 @@ class TranslationModule(L.LightningModule):
         hypotheses = self.search(src, src_lengths)
         return [self.tgt_tokenizer.decode(tokens) for tokens in hypotheses.tokens]
 
-    def search(self, src: Tensor, src_lengths: Tensor, beam_size: Optional[int] = None):
+    def _length_limits(self) -> dict[str, Any]:
         settings = self.hparams.decode
-        beam_size = beam_size or settings["beam_size"]
-        limits = dict(
+        return dict(
             max_length_ratio=settings["max_length_ratio"],
             max_length_constant=settings["max_length_constant"],
             max_length=settings["max_length"],
         )
+
+    def search(self, src: Tensor, src_lengths: Tensor, beam_size: Optional[int] = None):
+        settings = self.hparams.decode
+        beam_size = beam_size or settings["beam_size"]
+        limits = self._length_limits()
         if beam_size == 1:
             return greedy_search(self.model, src, src_lengths, **limits)
         return beam_search(
@@ -256,7 +260,7 @@ class TranslationModule(L.LightningModule):
             return
         batch = move_data_to_device(datamodule.batch("val", list(range(count))), self.device)
         with torch.inference_mode():
-            hypotheses = greedy_search(self.model, batch.src, batch.src_lengths)
+            hypotheses = greedy_search(self.model, batch.src, batch.src_lengths, **self._length_limits())
         sources, references = datamodule.sources("val"), datamodule.references("val")
         rows = []
         for row, index in enumerate(batch.indices.tolist()):

@@ -81,6 +81,7 @@ class ProgressLog(Callback):
         self._interval_tokens = 0
         self._interval_start: Optional[float] = None
         self._validation_started: Optional[float] = None
+        self._closing = False  # whether the validation in progress is the run's closing one
         self._last_reported_step = -1
         self._last_epoch: Optional[int] = None
         self._step_lr: Optional[float] = None
@@ -195,6 +196,9 @@ class ProgressLog(Callback):
     def on_validation_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if not trainer.sanity_checking and trainer.state.fn == "fit":
             self._validation_started = time.monotonic()
+            # Set before a validation starts, should_stop means the run is ending (its budget is spent): this is
+            # its closing validation. Set during one, by early stopping.
+            self._closing = bool(trainer.should_stop) and not trainer.received_sigterm
 
     def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if trainer.sanity_checking or trainer.state.fn != "fit":
@@ -205,7 +209,8 @@ class ProgressLog(Callback):
         self._validation_started = None
         metrics = {name: float(value) for name, value in trainer.callback_metrics.items() if name.startswith("val/")}
         # The line waits until the checkpoint callbacks, which run after this one, have saved (or not).
-        self._pending_validation = {"epoch": self._epoch(trainer), "step": trainer.global_step, "metrics": metrics}
+        self._pending_validation = {"epoch": self._epoch(trainer), "step": trainer.global_step, "metrics": metrics,
+                                    "closing": self._closing}
 
     def _flush_validation(self, trainer: L.Trainer) -> None:
         pending, self._pending_validation = self._pending_validation, None
@@ -227,7 +232,10 @@ class ProgressLog(Callback):
                 stopping = next((c for c in trainer.callbacks if isinstance(c, EarlyStopping)), None)
                 if stopping is not None:
                     parts.append(f"no improvement for {stopping.wait_count}/{stopping.patience} validations")
-        if trainer.should_stop and not trainer.received_sigterm:
+        parts += _dropped_note(trainer, "val")
+        if pending["closing"]:
+            parts.append("closing validation (the run's last weights)")
+        elif trainer.should_stop and not trainer.received_sigterm:
             parts.append("early stopping")
         log.info(" | ".join(parts))
 
@@ -270,7 +278,21 @@ class ProgressLog(Callback):
         weights = self._show(trainer, trainer.ckpt_path) if trainer.ckpt_path else "the final weights"
         metrics = {name: float(value) for name, value in trainer.callback_metrics.items() if name.startswith("test/")}
         shown = [f"{name} {format_value(value)}" for name, value in sorted(metrics.items())]
-        log.info(" | ".join(["test", weights, *shown]))
+        log.info(" | ".join(["test", weights, *shown, *_dropped_note(trainer, "test")]))
+
+
+def _dropped_note(trainer: L.Trainer, split: str) -> list[str]:
+    """``["on 59 of 60 pairs: data.eval_overlong=drop left out line 60"]`` when pairs were dropped, else []."""
+    encoded_split = getattr(trainer.datamodule, "encoded_split", None)
+    if encoded_split is None:
+        return []
+    split_data = encoded_split(split)
+    dropped = split_data.dropped_lines
+    if not dropped:
+        return []
+    lines = ", ".join(str(line) for line in dropped[:5]) + (f" and {len(dropped) - 5} more" if len(dropped) > 5 else "")
+    return [f"on {len(split_data)} of {len(split_data) + len(dropped)} pairs: data.eval_overlong=drop left out "
+            f"line{'s' if len(dropped) > 1 else ''} {lines}"]
 
 
 def _model_checkpoint(trainer: L.Trainer) -> Optional[ModelCheckpoint]:

@@ -22,7 +22,7 @@ from omegaconf import DictConfig, OmegaConf
 from seq2seq.checkpoint import read_checkpoint
 from seq2seq.config_checks import check_train_config
 from seq2seq.data import TranslationDataModule
-from seq2seq.training.callbacks import GracefulShutdown, LastCheckpoint
+from seq2seq.training.callbacks import ClosingValidation, GracefulShutdown, LastCheckpoint
 from seq2seq.training.checkpoint_io import AtomicCheckpointIO
 from seq2seq.training.console import ParameterSummary, quiet_lightning_console
 from seq2seq.training.distributed import ddp_in_sweep_job, stop_worker_processes, worker_error
@@ -50,14 +50,26 @@ def make_datamodule(data: DictConfig, tokenizer_dir: Optional[Path]) -> Translat
     return TranslationDataModule(**settings, tokenizer_dir=str(tokenizer_dir) if tokenizer_dir else None)
 
 
+def default_output_cap(datamodule: TranslationDataModule) -> int:
+    """The most steps validation and test decoding take when ``decode.max_length`` is null: the longest target
+    training allows (``data.max_tgt_length``) and its eos; with no limit, the longest training target and its eos.
+    Stored in checkpoints (``hyper_parameters.decode.max_length``), where ``evaluate.py`` finds it."""
+    if datamodule.max_tgt_length is not None:
+        return datamodule.max_tgt_length + 1
+    return int(datamodule.train_split().tgt_ids.lengths().max()) + 1
+
+
 def make_module(cfg: DictConfig, datamodule: TranslationDataModule) -> TranslationModule:
     """The LightningModule for a prepared DataModule: vocabulary sizes come from its tokenizers."""
+    decode = OmegaConf.to_container(cfg.decode, resolve=True)
+    if decode["max_length"] is None:  # never unbounded: a 100,000-token source would allow 150,010 steps
+        decode["max_length"] = default_output_cap(datamodule)
     module = TranslationModule(
         model=OmegaConf.to_container(cfg.model, resolve=True),
         src_vocab_size=datamodule.src_tokenizer.vocab_size,
         tgt_vocab_size=datamodule.tgt_tokenizer.vocab_size,
         optim=OmegaConf.to_container(cfg.optim, resolve=True),
-        decode=OmegaConf.to_container(cfg.decode, resolve=True),
+        decode=decode,
         monitor=cfg.monitor,
         monitor_mode=cfg.monitor_mode,
         num_logged_samples=cfg.num_logged_samples,
@@ -229,6 +241,8 @@ def _train(cfg: DictConfig) -> dict[str, float]:
     if not (trainer_args.get("enable_progress_bar", True) and sys.stdout.isatty()):
         callbacks = [callback for callback in callbacks if not isinstance(callback, ProgressBar)]
         trainer_args["enable_progress_bar"] = False
+    # A run that its step or epoch budget ends between two validations is validated once more at its end.
+    callbacks.append(ClosingValidation())
     progress = ProgressLog()
     callbacks.append(progress)
     if trainer_args.get("enable_model_summary", True):
@@ -256,10 +270,10 @@ def _train(cfg: DictConfig) -> dict[str, float]:
     best = getattr(trainer.checkpoint_callback, "best_model_path", "")
     if progress.validations == 0 and not best and not trainer.fast_dev_run:
         log.warning(
-            "no validation ran: training ended at global step %d, before the first one (trainer.val_check_interval=%s, "
-            "trainer.check_val_every_n_epoch=%s), so there is no %s and no best checkpoint; %s holds the final "
-            "weights%s", trainer.global_step, cfg.trainer.get("val_check_interval"),
-            cfg.trainer.get("check_val_every_n_epoch"), cfg.monitor, last,
+            "no validation ran: training ended at global step %d without one (trainer.val_check_interval=%s, "
+            "trainer.check_val_every_n_epoch=%s, trainer.limit_val_batches=%s), so there is no %s and no best "
+            "checkpoint; %s holds the final weights%s", trainer.global_step, cfg.trainer.get("val_check_interval"),
+            cfg.trainer.get("check_val_every_n_epoch"), cfg.trainer.get("limit_val_batches"), cfg.monitor, last,
             ", which are tested" if cfg.test_after_training else "",
         )
     if cfg.test_after_training and not trainer.interrupted:

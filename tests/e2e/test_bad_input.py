@@ -206,3 +206,81 @@ def test_a_100000_token_line_is_dropped_and_counted_by_default_not_an_out_of_mem
     assert resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss < 3 * 1024 * 1024  # KiB
     assert "dropped 1 of 6 pairs longer than the limits (data.max_src_length=200, data.max_tgt_length=200 tokens): " \
            "lines 3" in output
+
+
+# --- a 100,000-token line in a validation or test file -----------------------------------------------------
+
+HUGE = " ".join(["wort"] * 100_000)
+
+
+def overlong_corpus(root: Path, splits=("train", "val", "test"), pairs: int = 60) -> Path:
+    """``pairs`` short pairs per split; line ``pairs`` of the source file of each split in ``splits`` is HUGE."""
+    words = ["ein haus", "zwei häuser", "drei kleine häuser", "ein großes haus", "vier"]
+    english = ["a house", "two houses", "three small houses", "a big house", "four"]
+    files = {}
+    for split in ("train", "val", "test"):
+        src = [words[i % 5] for i in range(pairs)]
+        tgt = [english[i % 5] for i in range(pairs)]
+        if split in splits:
+            src[-1] = HUGE
+        files[f"{split}.src"] = ("\n".join(src) + "\n").encode()
+        files[f"{split}.tgt"] = ("\n".join(tgt) + "\n").encode()
+    return write_corpus(root, files)
+
+
+def overlong_command(tmp_path: Path, *extra: str) -> list[str]:
+    return script_command(
+        "train.py", f"output_dir={tmp_path / 'run'}", "data=text", f"data.root={tmp_path / 'corpus'}",
+        "data.src_lang=src", "data.tgt_lang=tgt", "trainer.max_steps=2", "trainer.limit_val_batches=1",
+        "test_after_training=false", "callbacks=none", "model.src_embedding_dim=8", "model.tgt_embedding_dim=8",
+        "model.hidden_size=8", "trainer.accelerator=cpu", "trainer.enable_progress_bar=false", *extra,
+    )
+
+
+@pytest.mark.parametrize("splits, named", [(("train", "val", "test"), "val"), (("val",), "val"), (("test",), "test")])
+def test_a_100000_token_line_in_an_evaluation_split_stops_the_run_before_training_naming_it(tmp_path, splits, named):
+    overlong_corpus(tmp_path / "corpus", splits)
+    start = time.monotonic()
+    # test_after_training on: the test split is checked before training too.
+    result = subprocess.run(overlong_command(tmp_path, "test_after_training=true"), cwd=tmp_path, capture_output=True,
+                            text=True, timeout=120)
+    assert result.returncode == 1, result.stderr[-3000:]
+    assert time.monotonic() - start < 60
+    error = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert len(error) == 1 and "Traceback" not in result.stderr
+    assert re.search(rf"error: {named} \(.*/corpus/{named}\.src, .*/corpus/{named}\.tgt\): 1 of 60 pairs are longer "
+                     r"than the length limits \(data\.max_src_length=200, data\.max_tgt_length=200 tokens\): "
+                     r"line 60 \(source \d+, target 1 tokens\); set data\.eval_overlong=drop", error[0]), error[0]
+    assert not (tmp_path / "run" / "checkpoints").exists()  # not one training step
+
+
+def test_eval_overlong_drop_trains_validates_and_says_on_how_many_pairs(tmp_path):
+    overlong_corpus(tmp_path / "corpus")
+    result = subprocess.run(overlong_command(tmp_path, "data.eval_overlong=drop", "test_after_training=true"),
+                            cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    output = result.stdout + result.stderr
+    assert re.search(r"val \(.*\): dropped 1 of 60 pairs longer than the length limits .*: line 60 \(source 100000", output)
+    assert re.search(r"validation \| epoch \d+/\d+ \| step 2 \| .* \| on 59 of 60 pairs: data\.eval_overlong=drop left "
+                     r"out line 60 \| closing validation", output), output[-3000:]
+    assert re.search(r"test \| .* \| on 59 of 60 pairs: data\.eval_overlong=drop left out line 60", output)
+
+
+def test_evaluate_applies_the_same_rule_to_the_split_it_scores(tmp_path):
+    overlong_corpus(tmp_path / "corpus", splits=("train",))
+    trained = subprocess.run(overlong_command(tmp_path), cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert trained.returncode == 0, trained.stderr[-3000:]
+    overlong_corpus(tmp_path / "other", splits=("test",))
+    common = [f"ckpt_path={tmp_path / 'run' / 'checkpoints' / 'last.ckpt'}", "data=text",
+              f"data.root={tmp_path / 'other'}", "data.src_lang=src", "data.tgt_lang=tgt",
+              "decode.beam_size=2", f"output={tmp_path / 'hyp.txt'}"]
+    refused = subprocess.run(script_command("evaluate.py", *common), cwd=tmp_path, capture_output=True, text=True,
+                             timeout=120)
+    assert refused.returncode == 1
+    assert re.search(r"error: test \(.*/other/test\.src, .*\): 1 of 60 pairs .* line 60 \(source \d+",
+                     refused.stderr), refused.stderr[-2000:]
+    dropped = subprocess.run(script_command("evaluate.py", *common, "eval_overlong=drop"), cwd=tmp_path,
+                             capture_output=True, text=True, timeout=120)
+    assert dropped.returncode == 0, dropped.stderr[-3000:]
+    assert "scored on 59 of 60 pairs: 1 over the length limits left out" in dropped.stdout
+    assert len((tmp_path / "hyp.txt").read_text().splitlines()) == 59

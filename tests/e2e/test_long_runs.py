@@ -201,31 +201,59 @@ def test_a_resume_after_a_mid_epoch_validation_keeps_that_validations_plateau_up
         assert resumed["train/loss"][step] == pytest.approx(loss, rel=1e-5, abs=1e-6), step
 
 
-SHORT_RUNS = {
-    # max_steps within the first epoch: early stopping and best-checkpoint selection have no val/bleu to look at.
+CUT_SHORT = {
+    # max_steps within the first epoch, and in the middle of the second (epochs of 7 steps).
     "max_steps_within_an_epoch": (["trainer.max_steps=3"], 3, "epoch 1/2"),
-    # Validation every 10 steps across epochs of 7: the first epoch ends with no val/bleu for plateau scheduling.
-    "epoch_before_validation": (["trainer.val_check_interval=10", "trainer.check_val_every_n_epoch=null",
-                                 "trainer.max_epochs=1", "optim.scheduler=plateau"], STEPS_PER_EPOCH, "epoch 1/1"),
+    "max_steps_mid_epoch": (["trainer.max_steps=10"], 10, "epoch 2/2"),
+    # Validation every 10 steps across epochs of 7: the only epoch ends between two validations.
+    "last_epoch_between_validations": (["trainer.val_check_interval=10", "trainer.check_val_every_n_epoch=null",
+                                        "trainer.max_epochs=1", "optim.scheduler=plateau"], STEPS_PER_EPOCH,
+                                       "epoch 1/1"),
 }
 
 
-@pytest.mark.parametrize("extra, last_step, epoch", SHORT_RUNS.values(), ids=SHORT_RUNS.keys())
-def test_a_run_that_ends_before_its_first_validation_ends_cleanly_with_a_checkpoint(tmp_path, caplog, extra,
-                                                                                    last_step, epoch):
+@pytest.mark.parametrize("extra, last_step, epoch", CUT_SHORT.values(), ids=CUT_SHORT.keys())
+def test_a_run_cut_short_validates_its_last_weights_which_can_be_the_best(tmp_path, caplog, extra, last_step, epoch):
     caplog.set_level(logging.INFO, logger="seq2seq.training.progress_log")
-    metrics = train(compose_train(tiny_overrides(tmp_path) + extra))  # no "... conditioned on metric val/bleu ..."
+    # val/loss falls while this tiny model learns, so the last weights are the best.
+    metrics = train(compose_train(tiny_overrides(tmp_path) + extra + ["monitor=val/loss", "monitor_mode=min",
+                                                                      "optim.lr=0.01"]))
     checkpoints = tmp_path / "run" / "checkpoints"
     assert read_checkpoint(checkpoints / "last.ckpt").global_step == last_step
+    (best,) = checkpoints.glob("best-*.ckpt")
+    assert read_checkpoint(best).global_step == last_step and best.name.endswith(f"-step{last_step}.ckpt")
+    progress = [r.getMessage() for r in caplog.records if r.name == "seq2seq.training.progress_log"]
+    closing = [line for line in progress if line.startswith(f"validation | {epoch} | step {last_step} |")]
+    assert len(closing) == 1 and closing[0].endswith("closing validation (the run's last weights)")
+    assert "val/loss" in metrics and progress[-1].startswith(f"test | checkpoints/{best.name} | test/bleu ")
+
+
+def test_a_run_ended_by_max_time_validates_its_last_weights(tmp_path, caplog):
+    caplog.set_level(logging.INFO, logger="seq2seq.training.progress_log")
+    train(compose_train(tiny_overrides(tmp_path) + ["trainer.max_time=00:00:00:03", "trainer.max_epochs=1000",
+                                                    "callbacks.early_stopping.patience=1000",
+                                                    "test_after_training=false"]))
+    last_step = read_checkpoint(tmp_path / "run" / "checkpoints" / "last.ckpt").global_step
+    progress = [r.getMessage() for r in caplog.records if r.name == "seq2seq.training.progress_log"]
+    validations = [line for line in progress if line.startswith("validation |")]
+    assert f"| step {last_step} |" in validations[-1] and validations[-1].endswith("closing validation (the run's "
+                                                                                     "last weights)")
+
+
+def test_a_run_without_any_validation_ends_cleanly_and_tests_its_final_weights(tmp_path, caplog):
+    caplog.set_level(logging.INFO, logger="seq2seq.training.progress_log")
+    metrics = train(compose_train(tiny_overrides(tmp_path) + ["trainer.max_steps=3", "trainer.limit_val_batches=0"]))
+    checkpoints = tmp_path / "run" / "checkpoints"
+    assert read_checkpoint(checkpoints / "last.ckpt").global_step == 3
     assert not list(checkpoints.glob("best-*.ckpt"))
     warnings = [r.getMessage() for r in caplog.records
                 if r.levelname == "WARNING" and "no validation ran" in r.getMessage()]
-    assert len(warnings) == 1 and f"global step {last_step}," in warnings[0]
+    assert len(warnings) == 1 and "global step 3 without one" in warnings[0]
     assert str(checkpoints / "last.ckpt") in warnings[0]
     assert "val/bleu" not in metrics and "test/bleu" in metrics  # the final weights were tested
     progress = [r.getMessage() for r in caplog.records if r.name == "seq2seq.training.progress_log"]
-    assert [line.split(" | ")[1] for line in progress[:3]] == [f"step {n}/{last_step}" for n in (1, 2, 3)]
-    assert progress[-2].startswith(f"training ended | {epoch} | step {last_step} |")
+    assert [line.split(" | ")[1] for line in progress[:3]] == [f"step {n}/3" for n in (1, 2, 3)]
+    assert progress[-2].startswith("training ended | epoch 1/2 | step 3 |")
     assert progress[-2].endswith("no validation ran")
     assert progress[-1].startswith("test | the final weights | test/bleu ")
 
@@ -263,18 +291,18 @@ def test_an_optuna_sweep_fails_a_trial_without_validation_saying_why_and_goes_on
     result = subprocess.run(
         script_command(
             "train.py", "hparams_search=optuna", "hydra.sweeper.n_trials=2", f"hydra.sweep.dir={tmp_path / 'sweep'}",
-            # One epoch is 7 steps: a trial of 3 ends before its validation. Seed 10 draws 3 first, then 7.
+            # A trial that validates on no batches has no val/bleu. Seed 10 draws 0 first, then 1.0.
             '++hydra.sweeper.params={model.hidden_size:"choice(16)",model.dropout:"choice(0.0)",'
-            'optim.lr:"choice(0.01)",trainer.max_steps:"choice(3,7)"}', "hydra.sweeper.sampler.seed=10",
-            *tiny, "trainer.max_epochs=1", "test_after_training=false", "num_logged_samples=0",
+            'optim.lr:"choice(0.01)",trainer.limit_val_batches:"choice(0,1.0)"}', "hydra.sweeper.sampler.seed=10",
+            *tiny, "trainer.max_epochs=1", "trainer.max_steps=3", "test_after_training=false", "num_logged_samples=0",
         ),
         cwd=tmp_path, capture_output=True, text=True, timeout=300, env=ONE_THREAD,
     )
     output = result.stdout + result.stderr
     assert result.returncode == 0, output[-3000:]
-    launched = re.findall(r"#(\d) : .*trainer\.max_steps=(\d+)", output)
-    assert launched == [("0", "3"), ("1", "7")], launched
+    launched = re.findall(r"#(\d) : .*trainer\.limit_val_batches=([\d.]+)", output)
+    assert launched == [("0", "0"), ("1", "1.0")], launched
     assert re.search(r"Failed experiment: optimized_metric: this run has no val/bleu .*no validation ran", output)
     sweep = tmp_path / "sweep"
     assert read_checkpoint(sweep / "0" / "checkpoints" / "last.ckpt").global_step == 3  # the failed trial's work
-    assert "trainer.max_steps: 7" in (sweep / "optimization_results.yaml").read_text()  # the sweep went on to the next
+    assert "trainer.limit_val_batches: 1.0" in (sweep / "optimization_results.yaml").read_text()  # the sweep went on to the next

@@ -142,3 +142,29 @@ def test_wrong_type_fails_at_composition_naming_it(tmp_path):
                             text=True, timeout=120)
     assert result.returncode != 0
     assert "hidden_size" in result.stderr
+
+
+@pytest.mark.parametrize("max_tgt_length", [12, None])
+def test_decoding_never_runs_past_the_output_cap_whatever_the_source_length(tmp_path, max_tgt_length):
+    import torch
+
+    from seq2seq.data.tokenizer import EOS_ID
+    from seq2seq.training.run import make_datamodule, make_module
+    from tests.e2e.conftest import compose_train
+
+    limit = "null" if max_tgt_length is None else max_tgt_length
+    cfg = compose_train(tiny_overrides(tmp_path) + [f"data.max_tgt_length={limit}"])
+    datamodule = make_datamodule(cfg.data, tmp_path / "tokenizers")
+    datamodule.prepare_data()
+    datamodule.setup("fit")
+    module = make_module(cfg, datamodule)  # as train() builds it, and as its checkpoints store it
+    longest_target = max(len(ids) for ids in datamodule.train_split().tgt_ids)
+    cap = (max_tgt_length if max_tgt_length is not None else longest_target) + 1
+    assert module.hparams.decode["max_length"] == cap
+    with torch.no_grad():
+        module.model.output_layer.bias[EOS_ID] = -1e9  # never ends by itself: only the cap stops it
+    module.eval()
+    src = torch.randint(4, datamodule.src_tokenizer.vocab_size, (2, 400))
+    for beam_size in (1, 3):
+        hypotheses = module.search(src, torch.tensor([400, 250]), beam_size=beam_size)
+        assert [len(tokens) for tokens in hypotheses.tokens] == [cap, cap]  # not 1.5 x 400 + 10

@@ -211,6 +211,23 @@ def test_length_filter_drops_long_training_pairs_and_handles_evaluation_pairs_as
     assert dm.sources("val") == [src for src, _ in TEXT["val"]] and dm.encoded_split("val").dropped_lines == [3]
 
 
+@pytest.mark.parametrize("eval_max_tokens", [1000, 130])
+def test_evaluation_batches_keep_to_eval_max_tokens_and_cover_every_pair_once(tmp_path, eval_max_tokens):
+    dm = numbers_module(tmp_path / "numbers", eval_batch_size=8, eval_max_tokens=eval_max_tokens)
+    seen = []
+    for batch in dm.val_dataloader():
+        padded = len(batch) * max(batch.src.size(1), batch.tgt_in.size(1))
+        assert len(batch) <= 8 and (padded <= eval_max_tokens or len(batch) == 1)
+        seen += batch.indices.tolist()
+    assert sorted(seen) == list(range(len(dm.references("val"))))
+
+
+def test_a_pair_longer_than_eval_max_tokens_alone_is_an_error_naming_its_line_and_the_key(tmp_path):
+    dm = numbers_module(tmp_path / "numbers", eval_max_tokens=5)
+    with pytest.raises(ValueError, match=r"val: line 1 needs \d+ padded tokens .* more than data\.eval_max_tokens=5"):
+        dm.setup("fit")
+
+
 @pytest.mark.parametrize(
     ("overrides", "message"),
     [

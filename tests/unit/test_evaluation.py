@@ -30,6 +30,7 @@ from seq2seq.inference.translator import (
     Translator,
     build_model,
     format_translations,
+    length_batches,
     read_input,
     translate_ids,
     translate_lines,
@@ -131,6 +132,24 @@ def test_nbest_output_uses_moses_format(copier):
     assert [line.split(" ||| ")[:2] for line in lines][:2] == [["0", "a b"], ["0", lines[1].split(" ||| ")[1]]]
     assert {line.split(" ||| ")[0] for line in lines} == {"0", "1", "2"}
     assert format_translations(translations) == "a b\n\nc\n"
+
+
+@pytest.mark.parametrize("batch_size, max_tokens", [(4, 10), (64, 7), (2, None), (64, 1)])
+def test_decoding_batches_keep_to_the_sentence_and_token_budgets_and_results_keep_input_order(copier, batch_size,
+                                                                                              max_tokens):
+    generator = torch.Generator().manual_seed(0)
+    lengths = [int(n) for n in torch.randint(0, 9, (40,), generator=generator)]
+    batches = length_batches(lengths, batch_size, max_tokens)
+    assert sorted(i for batch in batches for i in batch) == [i for i, n in enumerate(lengths) if n]  # each once
+    for batch in batches:
+        padded = len(batch) * max(lengths[i] for i in batch)
+        assert len(batch) <= batch_size
+        assert max_tokens is None or padded <= max_tokens or len(batch) == 1  # a long one alone
+    lines = [" ".join("abcdefgh"[(i + j) % 8] for j in range(n)) for i, n in enumerate(lengths)]
+    seen = []
+    translations = translate_lines(copier, lines, GREEDY, batch_size, 100, on_batch=seen.append, max_tokens=max_tokens)
+    assert [t.text for t in translations] == lines
+    assert seen == [len(batch) for batch in batches]
 
 
 def test_batched_decoding_of_a_real_model_equals_decoding_one_sentence_at_a_time():
