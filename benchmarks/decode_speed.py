@@ -1,11 +1,16 @@
-"""Decoding speed: python benchmarks/decode_speed.py [--ckpt PATH] [--] [hydra overrides]
+"""Decoding speed: python benchmarks/decode_speed.py [--ckpt PATH [PATH ...]] [--int8] [--] [hydra overrides]
 
 Translates a split (default: test) with greedy search and with beam search (beam 5), batches of 64
-sentences, at most 100 output tokens, and prints one JSON object with sentences/s for each. With --ckpt
-the checkpoint's trained model and tokenizers are used; without, an untrained model of the configured
-size (same cost per step, but its outputs run to the length limit more often, so that is a harsher test).
+sentences, at most 100 output tokens, and prints one JSON object with sentences/s for each, and the
+sacreBLEU of each against the split's references as read (for ``ref_bilstm``'s lowercased, tokenized
+copy, ``--write-hypotheses DIR`` keeps the outputs for ``../shared/tools/bleu_lc_detok.py``). With --ckpt
+the checkpoint's trained model and tokenizers are used (several checkpoints: an ensemble); without, an
+untrained model of the configured size (same cost per step, but its outputs run to the length limit more
+often, so that is a harsher test). ``--int8`` also times and scores the int8 copy of the model in the same
+run (``quantize=int8``; CPU only).
 
     python benchmarks/decode_speed.py experiment=ref_bilstm data.root=../shared/data/multi30k-tok
+    python benchmarks/decode_speed.py --ckpt <run>/checkpoints/last.ckpt --int8 experiment=ref_bilstm data.root=...
 """
 
 from __future__ import annotations
@@ -20,13 +25,18 @@ import torch
 
 from common import build, compose_config, environment
 from seq2seq.checkpoint import read_checkpoint
+from seq2seq.inference.ensemble import Ensemble
+from seq2seq.inference.loading import build_model, resolve_device, same_vocabularies
+from seq2seq.inference.metrics import score_translations
+from seq2seq.inference.quantize import quantize_int8
 from seq2seq.inference.search import beam_search, greedy_search
-from seq2seq.inference.translator import build_model, resolve_device
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--ckpt", default=None, help="a checkpoint of train.py to load the weights from")
+    parser.add_argument("--ckpt", nargs="+", default=None, help="checkpoint(s) of train.py (several: an ensemble)")
+    parser.add_argument("--int8", action="store_true", help="also decode with the int8 copy of the model")
+    parser.add_argument("--write-hypotheses", default=None, help="a folder for the outputs, in the split's order")
     parser.add_argument("--split", default="test")
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--beam-size", type=int, default=5)
@@ -44,37 +54,68 @@ def main() -> None:
     if args.ckpt:
         # The model as the checkpoint describes it (whatever the overrides say), and its own tokenizers to
         # encode the split, so that token ids mean what the weights learned.
-        stored = read_checkpoint(Path(args.ckpt), key="--ckpt")
-        model = build_model(stored, key="--ckpt")
+        stored = [read_checkpoint(Path(path), key="--ckpt") for path in args.ckpt]
+        same_vocabularies([Path(path) for path in args.ckpt], stored)
+        models = [build_model(checkpoint, key="--ckpt") for checkpoint in stored]
+        model = models[0] if len(models) == 1 else Ensemble(models)
+        tokenizer = stored[0].tgt_tokenizer
         with tempfile.TemporaryDirectory(prefix="seq2seq-bench-") as tokenizer_dir:
-            stored.src_tokenizer.save(Path(tokenizer_dir) / "src_tokenizer.json")
-            stored.tgt_tokenizer.save(Path(tokenizer_dir) / "tgt_tokenizer.json")
+            stored[0].src_tokenizer.save(Path(tokenizer_dir) / "src_tokenizer.json")
+            stored[0].tgt_tokenizer.save(Path(tokenizer_dir) / "tgt_tokenizer.json")
             datamodule, _ = build(cfg, Path(tokenizer_dir))
     else:
         datamodule, module = build(cfg)
-        model = module.model
-    model = model.to(device).eval()
+        model, tokenizer = module.model, datamodule.tgt_tokenizer
+    variants = {"": model.to(device).eval()}
+    if args.int8:
+        if device.type != "cpu" or len(args.ckpt or []) > 1:
+            parser.error("--int8 compares one model's int8 copy on the CPU: --device cpu and one --ckpt")
+        variants["int8_"] = quantize_int8(model)
     split = datamodule.encoded_split(args.split)
     order = sorted(range(len(split)), key=lambda i: len(split.src_ids[i]))  # length-sorted batches, as evaluate.py does
     batches = [datamodule.batch(args.split, order[i:i + args.batch_size]) for i in range(0, len(order), args.batch_size)]
     batches = [(b.src.to(device), b.src_lengths.to(device)) for b in batches]
 
-    def run(search, **settings) -> tuple[float, int]:
-        times, tokens = [], 0
+    references = [split.references[i] for i in order]
+
+    def run(model, search, **settings) -> tuple[float, int, list[str]]:
+        times, tokens, texts = [], 0, []
         for _ in range(args.repeats):
             start = time.perf_counter()
-            tokens = 0
+            tokens, texts = 0, []
             for src, src_lengths in batches:
                 hypotheses = search(model, src, src_lengths, max_length=args.max_length, **settings)
                 tokens += sum(len(t) for t in hypotheses.tokens)
+                texts += [tokenizer.decode(t) for t in hypotheses.tokens]
             if device.type == "cuda":
                 torch.cuda.synchronize()
             times.append(time.perf_counter() - start)
-        return sorted(times)[len(times) // 2], tokens
+        return sorted(times)[len(times) // 2], tokens, texts
 
-    greedy_time, greedy_tokens = run(greedy_search)
-    beam_time, beam_tokens = run(beam_search, beam_size=args.beam_size)
     sentences = len(order)
+    results = {}
+    for prefix, variant in variants.items():
+        for name, search, settings in (("greedy", greedy_search, {}),
+                                       (f"beam{args.beam_size}", beam_search, {"beam_size": args.beam_size})):
+            seconds, tokens, texts = run(variant, search, **settings)
+            results |= {
+                f"{prefix}{name}_sentences_per_sec": round(sentences / seconds, 1),
+                f"{prefix}{name}_seconds": round(seconds, 2),
+                f"{prefix}{name}_output_tokens": tokens,
+                f"{prefix}{name}_bleu": round(score_translations(texts, references).bleu, 2),
+            }
+            if args.write_hypotheses:
+                in_split_order = [""] * sentences
+                for position, index in enumerate(order):
+                    in_split_order[index] = texts[position]
+                folder = Path(args.write_hypotheses)
+                folder.mkdir(parents=True, exist_ok=True)
+                (folder / f"{prefix or 'fp32_'}{name}.hyp").write_text("".join(f"{line}\n" for line in in_split_order))
+    if args.int8:
+        results["int8_speedup_beam"] = round(results[f"int8_beam{args.beam_size}_sentences_per_sec"]
+                                             / results[f"beam{args.beam_size}_sentences_per_sec"], 3)
+        results["int8_speedup_greedy"] = round(results["int8_greedy_sentences_per_sec"]
+                                               / results["greedy_sentences_per_sec"], 3)
     print(json.dumps({
         "benchmark": "decode",
         "overrides": args.overrides,
@@ -83,12 +124,8 @@ def main() -> None:
         "sentences": sentences,
         "batch_size": args.batch_size,
         "max_length": args.max_length,
-        "greedy_sentences_per_sec": round(sentences / greedy_time, 1),
-        "greedy_seconds": round(greedy_time, 2),
-        "greedy_output_tokens": greedy_tokens,
-        f"beam{args.beam_size}_sentences_per_sec": round(sentences / beam_time, 1),
-        f"beam{args.beam_size}_seconds": round(beam_time, 2),
-        f"beam{args.beam_size}_output_tokens": beam_tokens,
+        **results,
+        "bleu_note": "sacreBLEU (13a, cased) against the split's references as read",
         "parameters": sum(p.numel() for p in model.parameters()),
         **environment(device),
     }))

@@ -19,7 +19,7 @@ import torch
 from lightning.fabric.utilities.apply_func import move_data_to_device
 
 from common import build, compose_config, environment
-from seq2seq.inference.translator import resolve_device
+from seq2seq.inference.loading import resolve_device
 
 
 def main() -> None:

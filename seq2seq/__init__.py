@@ -7,7 +7,8 @@ Packages, and what each may import (``tests/unit/test_layout.py`` checks it):
     inference/   search, translation, evaluation, metrics   -> models, data, shared modules
     training/    LightningModule, callbacks, train(cfg)     -> models, data, inference, shared modules
 
-and the shared modules at the top: ``config`` (the Hydra schemas), ``config_checks`` (values that cannot
+``from seq2seq import Translator`` is the Python API (``seq2seq/inference/translator.py``). The shared
+modules at the top: ``config`` (the Hydra schemas), ``config_checks`` (values that cannot
 work, refused before any data is read), ``checkpoint`` (reading a checkpoint safely) and ``cli`` (how the
 entry points report errors; it alone may also import training, for the ways a run stops).
 
@@ -19,3 +20,14 @@ Shape legend used in every docstring and comment of the package:
 """
 
 __version__ = "0.1.0"
+
+__all__ = ["Translator"]
+
+
+def __getattr__(name: str):
+    # ``from seq2seq import Translator`` without importing torch and Lightning for ``import seq2seq.config``.
+    if name == "Translator":
+        from seq2seq.inference.translator import Translator
+
+        return Translator
+    raise AttributeError(f"module 'seq2seq' has no attribute {name!r}")

@@ -124,6 +124,15 @@ class DecodeConfig:
     # At most this many steps whatever the source's length; null: data.max_tgt_length + 1 (the longest training
     # target + 1 without that limit), stored in the checkpoint for evaluate.py.
     max_length: Optional[int] = None
+    # none | topk | topp: draw each token (beam_size 1) from the top_k most probable, or from the smallest set
+    # holding top_p of the probability, after dividing log-probs by temperature; seed: the same seed, the same draws.
+    sampling: str = "none"
+    top_k: int = 10
+    top_p: float = 0.9
+    temperature: float = 1.0
+    seed: Optional[int] = None
+    # evaluate.py: also write the hard alignment of each hypothesis (Pharaoh "i-j", source piece i, output piece j).
+    alignment: bool = False
 
 
 @dataclass
@@ -166,7 +175,8 @@ class TrainConfig:
 class EvaluateConfig:
     """``evaluate.py``: score a checkpoint on a data split, or translate raw text with it (``input``)."""
 
-    ckpt_path: str = MISSING
+    # A checkpoint, or a list of them decoding as an ensemble: 'ckpt_path=[a.ckpt,b.ckpt]'.
+    ckpt_path: Any = MISSING
     # Split to score; its files come from the checkpoint's data settings, or from ``data`` when given.
     split: str = "test"
     # Another aligned corpus to score (data=text data.root=DIR ...); null: the checkpoint's own data.
@@ -189,6 +199,15 @@ class EvaluateConfig:
     # Raw-text inputs longer than this many source tokens are truncated, with a warning. null: the
     # checkpoint's data.max_src_length when it had one, else 250.
     max_input_tokens: Optional[int] = None
+    # Several checkpoints: average their next-token probabilities (probability) or log-probabilities.
+    ensemble_combine: str = "probability"
+    # int8: quantize the RNNs and linear layers for CPU decoding (null: float32).
+    quantize: Optional[str] = None
+    # A file of target prefixes, one per sentence ('' for none): each output starts with its prefix.
+    prefix: Optional[str] = None
+    # Score the given targets instead of decoding: a split's references, or targets=FILE with input=...
+    score_targets: bool = False
+    targets: Optional[str] = None
 
 
 def register_configs() -> None:

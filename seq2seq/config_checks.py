@@ -7,6 +7,7 @@ these checks refuse values that are well-typed but impossible, naming the key an
 from __future__ import annotations
 
 import inspect
+from collections.abc import Mapping
 from typing import Any
 
 import lightning as L
@@ -23,6 +24,7 @@ DATA_NAMES = ("numbers", "multi30k", "text")
 OPTIMIZERS = ("adam", "adamw")
 SCHEDULERS = ("none", "plateau", "inverse_sqrt", "cosine")
 RESUME_MODES = ("never", "auto")
+SAMPLING_METHODS = ("none", "topk", "topp")  # decode.sampling (seq2seq/inference/sampling.py)
 
 
 class ConfigError(ValueError):
@@ -130,12 +132,29 @@ def check_optim(optim: DictConfig, key: str = "optim") -> None:
     )
 
 
-def check_decode(decode: DictConfig, key: str = "decode") -> None:
-    _require(decode.beam_size >= 1, f"{key}.beam_size", f"must be at least 1, got {decode.beam_size}")
-    _require(1 <= decode.n_best <= decode.beam_size, f"{key}.n_best", f"must be in [1, beam_size], got {decode.n_best}")
-    _require(decode.length_penalty >= 0, f"{key}.length_penalty", f"must be >= 0, got {decode.length_penalty}")
-    _require(decode.max_length_ratio > 0, f"{key}.max_length_ratio", f"must be positive, got {decode.max_length_ratio}")
-    _require(decode.max_length is None or decode.max_length > 0, f"{key}.max_length", "must be positive or null")
+def check_decode(decode: Mapping, key: str = "decode") -> None:
+    """Decoding settings (``decode.*``, or :class:`~seq2seq.inference.translator.DecodeOptions` with ``key=""``)."""
+
+    def name(option: str) -> str:
+        return f"{key}.{option}" if key else option
+
+    _require(decode["beam_size"] >= 1, name("beam_size"), f"must be at least 1, got {decode['beam_size']}")
+    _require(1 <= decode["n_best"] <= decode["beam_size"], name("n_best"),
+             f"must be in [1, beam_size], got {decode['n_best']}")
+    _require(decode["length_penalty"] >= 0, name("length_penalty"), f"must be >= 0, got {decode['length_penalty']}")
+    _require(decode["max_length_ratio"] > 0, name("max_length_ratio"),
+             f"must be positive, got {decode['max_length_ratio']}")
+    _require(decode["max_length"] is None or decode["max_length"] > 0, name("max_length"), "must be positive or null")
+    sampling = decode.get("sampling", "none")
+    _one_of(sampling, SAMPLING_METHODS, name("sampling"))
+    if sampling != "none":
+        _require(decode["beam_size"] == 1, name("sampling"),
+                 f"draws one hypothesis per sentence: set {name('beam_size')}=1 (got {decode['beam_size']})")
+    if sampling == "topk":
+        _require(decode.get("top_k", 10) >= 1, name("top_k"), f"must be at least 1, got {decode.get('top_k')}")
+    if sampling == "topp":
+        _require(0 < decode.get("top_p", 0.9) <= 1, name("top_p"), f"must be in (0, 1], got {decode.get('top_p')}")
+    _require(decode.get("temperature", 1.0) > 0, name("temperature"), f"must be positive, got {decode.get('temperature')}")
 
 
 def check_trainer(trainer: DictConfig, key: str = "trainer") -> None:

@@ -1,8 +1,16 @@
 """Inference: putting a trained model to work.
 
-    search.py       greedy and beam search as functions over a model
-    translator.py   rebuilding a model from a checkpoint, translating batches and raw text
-    evaluation.py   evaluate(cfg): score a checkpoint on a split, or translate a file (evaluate.py)
+    translator.py   the Python API: Translator.from_checkpoint(...).translate(...) / .score(...)
+    decoding.py     the one decoding path: length-sorted batches, search, results in input order
+    search.py       greedy and beam search as functions over a model (target prefixes)
+    sampling.py     top-k and top-p sampling
+    ensemble.py     several models decoding as one
+    scoring.py      the log-probability of given targets (teacher forcing)
+    quantize.py     int8 copies of a model for CPU decoding
+    loading.py      checkpoints for decoding: rebuilding, averaging, the device, the output cap
+    evaluation.py   evaluate(cfg): score a checkpoint on a split (evaluate.py)
+    raw_text.py     evaluate.py input=...: translate or score raw text
+    text_io.py      reading input lines, writing translations, n-best lists, alignments, scores
     metrics.py      corpus BLEU, chrF and exact match (sacreBLEU)
     figures.py      attention heatmaps and sample tables (TensorBoard)
 

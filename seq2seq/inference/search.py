@@ -19,7 +19,13 @@ Beam search keeps K beams live per sentence (fairseq's bookkeeping; GNMT's lengt
   sentences leave the batch: they cost nothing more and cannot touch the others' results.
 
 ``model`` is a :class:`~seq2seq.models.Seq2Seq` or anything with its ``encode``, ``decoder.step`` and
-``output_layer``. Pad and bos are never generated. The only host syncs inside the step loop are one
+``output_layer``, or anything with ``encode`` and ``step_log_probs`` (an
+:class:`~seq2seq.inference.ensemble.Ensemble`). Pad and bos are never generated.
+
+A *prefix* forces the first tokens of each sentence's output (a target prefix, as OpenNMT-py's
+``-tgt_file_prefix``): while a sentence is within its prefix, every token but the prefix's is ruled out,
+so the search continues from it; the prefix's log-probabilities count in the score. Greedy search can
+*sample* instead of taking the most probable token (:mod:`seq2seq.inference.sampling`). The only host syncs inside the step loop are one
 "is any sentence done?" check per step and, on steps where one is, the indices of those that remain.
 Callers put the model in eval mode (dropout would make the search random); both functions run under
 ``torch.inference_mode()``.
@@ -32,6 +38,8 @@ from typing import NamedTuple, Optional
 
 import torch
 from torch import Tensor
+
+from seq2seq.inference.sampling import Sampler
 
 PAD_ID, UNK_ID, BOS_ID, EOS_ID = 0, 1, 2, 3
 NEG_INF = float("-inf")
@@ -75,6 +83,33 @@ class _Pool(NamedTuple):
             old[rows] = values.gather(1, best)
 
 
+class Prefix(NamedTuple):
+    """Forced first output tokens: ``tokens`` (B, P) padded with pad, ``lengths`` (B,), 0 for no prefix."""
+
+    tokens: Tensor
+    lengths: Tensor
+
+    @staticmethod
+    def from_lists(prefixes: list[list[int]], device: torch.device, pad_id: int = PAD_ID) -> "Prefix":
+        longest = max((len(ids) for ids in prefixes), default=0)
+        tokens = torch.tensor([ids + [pad_id] * (longest - len(ids)) for ids in prefixes], dtype=torch.long,
+                              device=device).view(len(prefixes), longest)  # (B, P)
+        return Prefix(tokens, torch.tensor([len(ids) for ids in prefixes], dtype=torch.long, device=device))
+
+    def index_select(self, rows: Tensor) -> "Prefix":
+        return Prefix(self.tokens.index_select(0, rows), self.lengths.index_select(0, rows))
+
+    def force(self, log_probs: Tensor, step: int) -> Tensor:
+        """(N, V) log-probs of step ``step`` (1-based) for the N rows of this prefix: on rows still within their
+        prefix, every token but the prefix's becomes -inf (the prefix's keeps its log-prob)."""
+        if step > self.tokens.size(1):
+            return log_probs
+        forced = (step <= self.lengths).unsqueeze(1)  # (N, 1)
+        wanted = self.tokens[:, step - 1].unsqueeze(1)  # (N, 1)
+        only = torch.full_like(log_probs, NEG_INF).scatter(1, wanted, log_probs.gather(1, wanted))  # (N, V)
+        return torch.where(forced, only, log_probs)
+
+
 def max_output_length(src_lengths: Tensor, ratio: float, constant: int, limit: Optional[int] = None) -> Tensor:
     """(B,) most steps per sentence: ``floor(ratio * src_length + constant)``, at most ``limit``, at least 1."""
     lengths = torch.floor(src_lengths.double() * ratio + constant).long()
@@ -83,19 +118,24 @@ def max_output_length(src_lengths: Tensor, ratio: float, constant: int, limit: O
     return lengths.clamp(min=1)
 
 
-def _log_probs(model, output: Tensor, never: tuple[int, ...]) -> Tensor:
-    """(N, H) decoder outputs -> (N, V) log-probs, in float32 at least (half precision is too coarse).
+def _next_log_probs(model, tokens: Tensor, memory, state, never: tuple[int, ...]):
+    """One decoder step for tokens (N,): log-probs (N, V), attention (N, S) and the new state.
 
-    Tokens in ``never`` (pad, bos) get -inf: they are never targets. The others keep their log-probs,
-    not renormalised, so that scores stay the model's log-probs.
+    In float32 at least (half precision is too coarse). Tokens in ``never`` (pad, bos) get -inf: they are
+    never targets. The others keep their log-probs, not renormalised, so that scores stay the model's.
     """
-    logits = model.output_layer(output)
-    if logits.dtype in (torch.float16, torch.bfloat16):
-        logits = logits.float()
-    log_probs = torch.log_softmax(logits, dim=-1)
+    step_log_probs = getattr(model, "step_log_probs", None)
+    if step_log_probs is not None:
+        log_probs, attention, state = step_log_probs(tokens, memory, state)
+    else:
+        output, attention, state = model.decoder.step(tokens, memory, state)  # (N, H), (N, S)
+        logits = model.output_layer(output)
+        if logits.dtype in (torch.float16, torch.bfloat16):
+            logits = logits.float()
+        log_probs = torch.log_softmax(logits, dim=-1)
     for token in never:
         log_probs[:, token] = NEG_INF
-    return log_probs
+    return log_probs, attention, state
 
 
 def _collect(
@@ -131,27 +171,38 @@ def greedy_search(
     max_length_ratio: float = 1.5,
     max_length_constant: int = 10,
     max_length: Optional[int] = None,
+    sampler: Optional[Sampler] = None,
+    prefix: Optional[Prefix] = None,
     bos_id: int = BOS_ID,
     eos_id: int = EOS_ID,
     pad_id: int = PAD_ID,
 ) -> Hypotheses:
-    """The most probable token at every step; score = sum of its log-probs.
+    """The most probable token at every step (or one drawn by ``sampler``); score = sum of its log-probs.
 
-    Shapes: src (B, S), src_lengths (B,). Finished sentences keep being fed ``pad_id`` until every
-    sentence is done, but their outputs are frozen.
+    Shapes: src (B, S), src_lengths (B,); ``prefix`` rows as src's. Finished sentences keep being fed
+    ``pad_id`` until every sentence is done, but their outputs are frozen. A prefix longer than the length
+    limit raises the limit to the prefix and its eos.
     """
     batch_size = src.size(0)
     memory, state = model.encode(src, src_lengths)
     src_lengths = src_lengths.to(src.device)
     max_lengths = max_output_length(src_lengths, max_length_ratio, max_length_constant, max_length)  # (B,)
+    if prefix is not None:
+        max_lengths = torch.maximum(max_lengths, prefix.lengths + 1)
     tokens = src.new_full((batch_size,), bos_id)
     finished = torch.zeros(batch_size, dtype=torch.bool, device=src.device)
     lengths = torch.zeros_like(max_lengths)
     scores = torch.zeros(batch_size, device=src.device)
     step_tokens, step_attention = [], []
     for step in range(1, int(max_lengths.max()) + 1):
-        output, attention, state = model.decoder.step(tokens, memory, state)  # (B, H), (B, S)
-        best_log_probs, best = _log_probs(model, output, (pad_id, bos_id)).max(dim=-1)  # (B,)
+        log_probs, attention, state = _next_log_probs(model, tokens, memory, state, (pad_id, bos_id))  # (B, V)
+        if prefix is not None:
+            log_probs = prefix.force(log_probs, step)
+        if sampler is None:
+            best_log_probs, best = log_probs.max(dim=-1)  # (B,)
+        else:
+            best = sampler.pick(log_probs)  # (B,)
+            best_log_probs = log_probs.gather(1, best.unsqueeze(1)).squeeze(1)
         scores = scores + best_log_probs.masked_fill(finished, 0.0)
         tokens = best.masked_fill(finished, pad_id)
         lengths += (~finished).long()
@@ -183,6 +234,7 @@ def beam_search(
     max_length_constant: int = 10,
     max_length: Optional[int] = None,
     stop_early: bool = True,
+    prefix: Optional[Prefix] = None,
     bos_id: int = BOS_ID,
     eos_id: int = EOS_ID,
     pad_id: int = PAD_ID,
@@ -210,6 +262,8 @@ def beam_search(
     expand = torch.arange(batch_size, device=device).repeat_interleave(k)  # (B*K,) sentence of each row
     memory, state = memory.index_select(expand), state.index_select(expand)
     max_lengths = max_output_length(src_lengths.to(device), max_length_ratio, max_length_constant, max_length)  # (B,)
+    if prefix is not None:
+        max_lengths = torch.maximum(max_lengths, prefix.lengths + 1)
     final_steps = set(max_lengths.tolist())  # steps at which some sentence must stop, known before the loop
     max_penalties = ((5.0 + max_lengths.double()) / 6.0) ** length_penalty  # (B,) lp of the longest hypothesis
 
@@ -226,8 +280,9 @@ def beam_search(
     history_tokens, history_origins, history_attention = [], [], []  # per step: (B, K), (B, K), (B, K, S)
     for step in range(1, max(final_steps) + 1):
         num_alive = alive.numel()
-        output, attention, state = model.decoder.step(tokens, memory, state)  # (A*K, H), (A*K, S)
-        log_probs = _log_probs(model, output, (pad_id, bos_id))  # (A*K, V)
+        log_probs, attention, state = _next_log_probs(model, tokens, memory, state, (pad_id, bos_id))  # (A*K, V)
+        if prefix is not None:
+            log_probs = prefix.index_select(alive.repeat_interleave(k)).force(log_probs, step)
         vocab_size = log_probs.size(-1)
         candidates = live.unsqueeze(-1) + log_probs.view(num_alive, k, vocab_size)  # (A, K, V)
         candidate_scores, candidate_ids = candidates.view(num_alive, k * vocab_size).topk(2 * k, dim=1)  # (A, 2K)

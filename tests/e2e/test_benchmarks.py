@@ -43,10 +43,15 @@ def test_decode_speed_uses_the_checkpoints_model_whatever_the_overrides(tmp_path
                        if name.startswith("model."))
     # The overrides describe another model size: the checkpoint's own settings must win.
     report = run_benchmark("decode_speed.py", "--ckpt", str(checkpoint), "--repeats", "1", "--max-length", "20",
+                           "--int8", "--write-hypotheses", str(tmp_path / "hyps"),
                            *data_overrides(tmp_path), "model.hidden_size=32")
     assert report["parameters"] == trained_size
     assert report["sentences"] == 20
     assert report["greedy_sentences_per_sec"] > 0 and report["beam5_sentences_per_sec"] > 0
+    # --int8: the int8 copy timed and scored in the same run, its outputs kept beside the fp32 ones.
+    assert report["int8_beam5_sentences_per_sec"] > 0 and "int8_beam5_bleu" in report and "beam5_bleu" in report
+    for name in ("fp32_greedy", "fp32_beam5", "int8_greedy", "int8_beam5"):
+        assert len((tmp_path / "hyps" / f"{name}.hyp").read_text().splitlines()) == 20
 
 
 def test_learning_curve_reports_validation_every_k_steps_and_the_final_test_scores(tmp_path):

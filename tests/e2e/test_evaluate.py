@@ -17,8 +17,8 @@ from hydra.core.global_hydra import GlobalHydra
 from seq2seq.checkpoint import read_checkpoint
 from seq2seq.config_checks import ConfigError
 from seq2seq.inference.evaluation import evaluate
+from seq2seq.inference.loading import build_model
 from seq2seq.inference.search import greedy_search
-from seq2seq.inference.translator import build_model
 from seq2seq.training.run import train
 from tests.e2e.conftest import REPO, compose_train, script_command, tiny_overrides
 from tests.unit.test_checkpoint import RunsCode
@@ -161,3 +161,53 @@ def test_a_checkpoint_that_would_run_code_fails_with_one_line_and_runs_nothing(t
     assert "Traceback" not in result.stderr
     last_line = result.stderr.strip().splitlines()[-1]
     assert last_line.startswith("error: ckpt_path: ") and str(evil) in last_line and "refused" in last_line
+
+
+# --- ensembles, scoring given targets, alignments, prefixes, int8, from evaluate.py --------------------------
+
+@pytest.mark.parametrize("combine", ["probability", "log_probability"])
+def test_an_ensemble_of_a_checkpoint_with_itself_decodes_as_the_checkpoint(trained, tmp_path, combine):
+    single = evaluate(compose_evaluate(trained, "decode.beam_size=3", f"output={tmp_path / 'single.hyp'}"))
+    ensemble = evaluate(compose_evaluate(f"[{trained},{trained}]", "decode.beam_size=3",
+                                         f"ensemble_combine={combine}"))
+    assert lines(Path(ensemble["hypotheses"])) == lines(Path(single["hypotheses"]))
+    assert ensemble["bleu"] == single["bleu"] and ensemble["checkpoints"] == [str(trained)] * 2
+    assert Path(ensemble["hypotheses"]).name == "ensemble-run.last+run.last.test.beam3.lp1.hyp"
+
+
+def test_scoring_the_references_of_a_split(trained):
+    metrics = evaluate(compose_evaluate(trained, "score_targets=true"))
+    scores = [[float(value) for value in line.split("\t")] for line in lines(Path(metrics["scores"]))]
+    assert Path(metrics["scores"]).name == "last.test.scores" and len(scores) == 20
+    assert all(log_prob < 0 and average == pytest.approx(log_prob / round(log_prob / average), abs=1e-3)
+               and perplexity == pytest.approx(2.718281828 ** -average, rel=1e-3) for log_prob, average, perplexity in scores)
+    assert metrics["log_prob"] == pytest.approx(sum(s[0] for s in scores), abs=0.01)
+
+
+def test_alignments_and_prefixes_from_files(trained, tmp_path):
+    source = tmp_path / "in.txt"
+    source.write_text("dreihundertzwölf\nelf\n\nsiebzehn\n")
+    (tmp_path / "prefixes.txt").write_text("seven\n\n\none hundred\n")
+    output = tmp_path / "out.txt"
+    evaluate(compose_evaluate(trained, f"input={source}", f"output={output}", f"prefix={tmp_path / 'prefixes.txt'}",
+                              "decode.alignment=true"))
+    translations = lines(output)
+    assert translations[0].startswith("seven") and translations[3].startswith("one hundred") and translations[2] == ""
+    alignments = lines(tmp_path / "out.txt.align")
+    assert len(alignments) == 4 and alignments[2] == ""
+    pairs = [tuple(map(int, pair.split("-"))) for pair in alignments[1].split()]
+    assert [j for _, j in pairs] == list(range(len(pairs))) and all(0 <= i < 3 for i, _ in pairs)  # "elf": 3 pieces
+
+
+def test_scoring_given_targets_of_raw_text_and_int8_decoding(trained, tmp_path):
+    (tmp_path / "src.txt").write_text("elf\nzwölf\n")
+    (tmp_path / "tgt.txt").write_text("eleven\ntwelve\n")
+    result = subprocess.run(
+        script_command("evaluate.py", f"ckpt_path={trained}", "device=cpu", f"input={tmp_path / 'src.txt'}",
+                       "score_targets=true", f"targets={tmp_path / 'tgt.txt'}"),
+        cwd=tmp_path, capture_output=True, text=True, timeout=120, env=ONE_THREAD,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert [len(line.split("\t")) for line in result.stdout.splitlines()] == [3, 3]
+    metrics = evaluate(compose_evaluate(trained, "quantize=int8", "decode.beam_size=2"))
+    assert metrics["quantize"] == "int8" and Path(metrics["hypotheses"]).name == "last.test.beam2.lp1.int8.hyp"

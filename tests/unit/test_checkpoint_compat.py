@@ -6,10 +6,8 @@ import json
 from pathlib import Path
 
 import pytest
-import torch
 
-from seq2seq.checkpoint import read_checkpoint
-from seq2seq.inference.translator import load_translator, translate_lines
+from seq2seq.inference.translator import Translator
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 RECORDED = json.loads((FIXTURES / "numbers_tiny_v1.json").read_text())
@@ -17,8 +15,8 @@ RECORDED = json.loads((FIXTURES / "numbers_tiny_v1.json").read_text())
 
 @pytest.mark.parametrize("recorded", RECORDED["decodes"], ids=lambda r: f"beam{r['decode']['beam_size']}")
 def test_a_checkpoint_from_before_the_package_move_decodes_as_it_did(recorded):
-    translator = load_translator(read_checkpoint(FIXTURES / "numbers_tiny_v1.ckpt"), torch.device("cpu"))
-    results = translate_lines(translator, RECORDED["inputs"], recorded["decode"], batch_size=4, max_input_tokens=200)
+    translator = Translator.from_checkpoint(FIXTURES / "numbers_tiny_v1.ckpt", device="cpu")
+    results = translator.translate(RECORDED["inputs"], **recorded["decode"], batch_size=4)
     for result, expected in zip(results, recorded["translations"], strict=True):
         assert result.text == expected["text"]
         assert result.score == pytest.approx(expected["score"], abs=1e-5)

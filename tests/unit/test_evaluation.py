@@ -18,23 +18,12 @@ from seq2seq.checkpoint import CheckpointError, read_checkpoint
 from seq2seq.config import DecodeConfig, register_configs
 from seq2seq.config_checks import ConfigError
 from seq2seq.data.tokenizer import EOS_ID, PAD_ID, TextTokenizer
-from seq2seq.inference.evaluation import (
-    average_checkpoints,
-    check_evaluate_config,
-    latest_checkpoints,
-    output_paths,
-    split_data_settings,
-)
+from seq2seq.inference.decoding import length_batches, translate_ids, translate_lines
+from seq2seq.inference.evaluation import check_evaluate_config, output_paths, split_data_settings
+from seq2seq.inference.loading import average_checkpoints, build_model, latest_checkpoints
 from seq2seq.inference.search import greedy_search
-from seq2seq.inference.translator import (
-    Translator,
-    build_model,
-    format_translations,
-    length_batches,
-    read_input,
-    translate_ids,
-    translate_lines,
-)
+from seq2seq.inference.text_io import format_translations, read_input
+from seq2seq.inference.translator import LoadedCheckpoint, Translator
 from seq2seq.models import Seq2Seq
 from tests.unit.test_checkpoint import make_module, write_checkpoint
 
@@ -266,18 +255,18 @@ def test_impossible_settings_are_refused_naming_the_key(overrides, message):
 def test_a_checkpoint_without_data_settings_needs_data(tmp_path):
     stored = read_checkpoint(write_checkpoint(tmp_path / "m.ckpt", data=None))
     with pytest.raises(ConfigError, match="data=<numbers|multi30k|text> data.root=DIR"):
-        split_data_settings(compose_evaluate(f"ckpt_path={stored.path}"), stored)
+        split_data_settings(compose_evaluate(f"ckpt_path={stored.path}"), LoadedCheckpoint.of(stored), stored.src_tokenizer, stored.tgt_tokenizer)
 
 
 def test_other_data_must_use_the_checkpoints_tokenizer_kinds(tmp_path):
     stored = read_checkpoint(write_checkpoint(tmp_path / "m.ckpt"))  # word tokenizers on both sides
     cfg = compose_evaluate(f"ckpt_path={stored.path}", "data=text", f"data.root={tmp_path}")  # bpe by default
     with pytest.raises(ConfigError, match="does not match the checkpoint's vocabulary.*data.src_tokenizer=word"):
-        split_data_settings(cfg, stored)
+        split_data_settings(cfg, LoadedCheckpoint.of(stored), stored.src_tokenizer, stored.tgt_tokenizer)
     cfg = compose_evaluate(f"ckpt_path={stored.path}", "data=text", f"data.root={tmp_path}", "data.src_tokenizer=word",
                            "data.tgt_tokenizer=word", "split=dev")
     with pytest.raises(ConfigError, match="split: 'dev' is not in data.splits"):
-        split_data_settings(cfg, stored)
+        split_data_settings(cfg, LoadedCheckpoint.of(stored), stored.src_tokenizer, stored.tgt_tokenizer)
 
 
 def test_evaluation_decodes_with_the_same_defaults_as_training_except_the_beam():

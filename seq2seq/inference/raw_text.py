@@ -1,0 +1,81 @@
+"""``evaluate.py input=...``: translate raw text, one sentence per line, or score given targets for it."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+from hydra.utils import to_absolute_path
+from omegaconf import DictConfig
+
+from seq2seq.config_checks import ConfigError
+from seq2seq.data.atomic import write_text_atomic
+from seq2seq.inference.decoding import encode_lines, score_ids, translate_ids, warn_truncated
+from seq2seq.inference.text_io import (
+    format_alignments,
+    format_pair_scores,
+    format_translations,
+    progress_bar,
+    read_input,
+    write_output,
+)
+from seq2seq.inference.translator import Translator
+
+log = logging.getLogger(__name__)
+
+
+def read_prefixes(cfg: DictConfig, count: int, translator: Translator) -> list[list[int]] | None:
+    """``prefix=FILE``: one forced target prefix per input line or split pair ('' for none), encoded."""
+    if cfg.prefix is None:
+        return None
+    lines = read_input(to_absolute_path(cfg.prefix))
+    if len(lines) != count:
+        raise ConfigError(f"prefix: {cfg.prefix} has {len(lines)} lines for {count} sentences; give one per sentence "
+                          f"(an empty line for none)")
+    return translator.encode_prefixes(lines, count)
+
+
+def _input_name(cfg: DictConfig) -> str:
+    return "<stdin>" if cfg.input == "-" else to_absolute_path(cfg.input)
+
+
+def _destination(cfg: DictConfig) -> Path | None:
+    return None if cfg.output in (None, "-") else Path(to_absolute_path(cfg.output))
+
+
+def translate_input(cfg: DictConfig, translator: Translator, decode: dict[str, Any]) -> None:
+    """``cfg.input`` (a file or ``-``) -> one translation per line, to ``cfg.output`` or stdout."""
+    lines = read_input(cfg.input)
+    encoded = encode_lines(lines, translator.src_tokenizer, translator.max_input_tokens, translator.lowercase)
+    warn_truncated(encoded.truncated, translator.max_input_tokens, _input_name(cfg))
+    prefixes = read_prefixes(cfg, len(lines), translator)
+    with progress_bar(len(lines), "translating") as advance:
+        translations = translate_ids(translator, encoded.ids, decode, cfg.batch_size, on_batch=advance,
+                                     max_tokens=cfg.max_tokens, prefixes=prefixes)
+    destination = _destination(cfg)
+    write_output(format_translations(translations, decode["n_best"]), destination)
+    if destination is not None:
+        if decode["alignment"]:
+            write_text_atomic(destination.with_suffix(destination.suffix + ".align"), format_alignments(translations))
+        log.info("%d translations written to %s", len(translations), destination)
+
+
+def score_input(cfg: DictConfig, translator: Translator, decode: dict[str, Any]) -> None:
+    """``cfg.input`` and ``cfg.targets`` (aligned files) -> one line of scores per pair, to ``cfg.output`` or stdout."""
+    sources = read_input(cfg.input)
+    targets = read_input(to_absolute_path(cfg.targets))
+    if len(sources) != len(targets):
+        raise ConfigError(f"targets: {cfg.targets} has {len(targets)} lines for the {len(sources)} of {_input_name(cfg)}")
+    encoded = encode_lines(sources, translator.src_tokenizer, translator.max_input_tokens, translator.lowercase)
+    warn_truncated(encoded.truncated, translator.max_input_tokens, _input_name(cfg))
+    for line, (src_ids, target) in enumerate(zip(encoded.ids, targets), start=1):
+        if not src_ids or not target.strip():
+            raise ConfigError(f"input: line {line} has an empty {'source' if not src_ids else 'target'}; "
+                              f"there is nothing to score")
+    texts = [t.strip().lower() if translator.lowercase else t.strip() for t in targets]
+    with progress_bar(len(sources), "scoring") as advance:
+        scores = score_ids(translator, encoded.ids, translator.tgt_tokenizer.encode_batch(texts), cfg.batch_size,
+                           cfg.max_tokens)
+        advance(len(sources))
+    write_output(format_pair_scores(scores), _destination(cfg))
