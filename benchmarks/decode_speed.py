@@ -1,4 +1,4 @@
-"""Decoding speed: python benchmarks/decode_speed.py [--ckpt PATH [PATH ...]] [--int8] [--] [hydra overrides]
+"""Decoding speed: python benchmarks/decode_speed.py [--ckpt PATH [--ckpt PATH ...]] [--int8] [--] [hydra overrides]
 
 Translates a split (default: test) with greedy search and with beam search (beam 5), batches of 64
 sentences, at most 100 output tokens, and prints one JSON object with sentences/s for each, and the
@@ -34,7 +34,8 @@ from seq2seq.inference.search import beam_search, greedy_search
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--ckpt", nargs="+", default=None, help="checkpoint(s) of train.py (several: an ensemble)")
+    parser.add_argument("--ckpt", action="append", default=None,
+                        help="a checkpoint of train.py; repeat it for an ensemble (--ckpt a --ckpt b)")
     parser.add_argument("--int8", action="store_true", help="also decode with the int8 copy of the model")
     parser.add_argument("--write-hypotheses", default=None, help="a folder for the outputs, in the split's order")
     parser.add_argument("--split", default="test")
@@ -79,18 +80,17 @@ def main() -> None:
     references = [split.references[i] for i in order]
 
     def run(model, search, **settings) -> tuple[float, int, list[str]]:
-        times, tokens, texts = [], 0, []
+        times, outputs = [], []
         for _ in range(args.repeats):
             start = time.perf_counter()
-            tokens, texts = 0, []
+            outputs = []
             for src, src_lengths in batches:
-                hypotheses = search(model, src, src_lengths, max_length=args.max_length, **settings)
-                tokens += sum(len(t) for t in hypotheses.tokens)
-                texts += [tokenizer.decode(t) for t in hypotheses.tokens]
+                outputs += search(model, src, src_lengths, max_length=args.max_length, **settings).tokens
             if device.type == "cuda":
                 torch.cuda.synchronize()
             times.append(time.perf_counter() - start)
-        return sorted(times)[len(times) // 2], tokens, texts
+        # Outside the timing: the token ids to text, for BLEU.
+        return sorted(times)[len(times) // 2], sum(len(t) for t in outputs), [tokenizer.decode(t) for t in outputs]
 
     sentences = len(order)
     results = {}

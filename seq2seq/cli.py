@@ -30,7 +30,8 @@ T = TypeVar("T")
 
 
 # ConfigError and CheckpointError are ValueErrors; FileNotFoundError and PermissionError are OSErrors.
-REPORTED_ERRORS = (ValueError, OSError, NonFiniteLossError, DistributedWorkerError)
+# ModuleNotFoundError: an optional extra that is not installed, named in the message.
+REPORTED_ERRORS = (ValueError, OSError, ModuleNotFoundError, NonFiniteLossError, DistributedWorkerError)
 
 
 def run_reporting_errors(function: Callable[[DictConfig], T], cfg: DictConfig, script: str) -> Optional[T]:

@@ -210,9 +210,40 @@ class EvaluateConfig:
     targets: Optional[str] = None
 
 
+@dataclass
+class ServeConfig:
+    """``serve.py``: a translation service over HTTP (seq2seq/inference/service.py)."""
+
+    # A checkpoint, or a list of them decoding as an ensemble.
+    ckpt_path: Any = MISSING
+    # 127.0.0.1: this machine only. 0.0.0.0 exposes it to the network, with no authentication (README, "Serve it").
+    host: str = "127.0.0.1"
+    port: int = 8080  # 0: any free port (the log names it)
+    device: str = "auto"
+    average_last: int = 0
+    ensemble_combine: str = "probability"
+    quantize: Optional[str] = None
+    # Dynamic batching: concurrent requests' sentences decoded together, up to max_batch_size sentences, waiting at
+    # most batch_timeout seconds for more after the first. max_batch_size=1: every sentence decoded alone.
+    max_batch_size: int = 32
+    batch_timeout: float = 0.01
+    max_tokens: Optional[int] = 20000
+    # Requests' defaults (each request may set the search options: beam_size, n_best, sampling, ...).
+    decode: DecodeConfig = field(default_factory=lambda: DecodeConfig(beam_size=5))
+    # Limits on one request: more is refused with 413 (or 422 for beam_size), naming the field.
+    max_sentences: int = 64
+    max_characters: int = 1000
+    max_body_bytes: int = 1_000_000
+    max_beam_size: int = 16
+    # Seconds to wait for the requests in flight on SIGTERM (null: as long as they take).
+    shutdown_timeout: Optional[float] = None
+    access_log: bool = False
+
+
 def register_configs() -> None:
     cs = ConfigStore.instance()
     cs.store(name="train_schema", node=TrainConfig)
     cs.store(name="evaluate_schema", node=EvaluateConfig)
+    cs.store(name="serve_schema", node=ServeConfig)
     cs.store(group="data", name="data_schema", node=DataConfig)
     cs.store(group="model", name="model_schema", node=ModelConfig)

@@ -29,13 +29,7 @@ import torch
 from seq2seq.checkpoint import StoredCheckpoint
 from seq2seq.config_checks import check_decode
 from seq2seq.data.tokenizer import TextTokenizer
-from seq2seq.inference.decoding import (
-    Translation,
-    encode_lines,
-    score_ids,
-    translate_ids,
-    warn_truncated,
-)
+from seq2seq.inference.decoding import Translation, encode_lines, score_ids, translate_lines, warn_truncated
 from seq2seq.inference.ensemble import COMBINE_MODES, Ensemble
 from seq2seq.inference.loading import (
     DEFAULT_MAX_TOKENS,
@@ -193,10 +187,8 @@ class Translator:
     def translate_lines(self, lines: Sequence[str], options: DecodeOptions, *, prefixes: Optional[Sequence[str]] = None,
                         name: str = "input", on_batch: Optional[Callable[[int], None]] = None) -> list[Translation]:
         """Raw text (stripped, lowercased as training was, cut to ``max_input_tokens``) -> translations."""
-        encoded = encode_lines(lines, self.src_tokenizer, self.max_input_tokens, self.lowercase)
-        warn_truncated(encoded.truncated, self.max_input_tokens, name)
-        return translate_ids(self, encoded.ids, asdict(options), options.batch_size, on_batch, options.max_tokens,
-                             prefixes=self.encode_prefixes(prefixes, len(lines)))
+        return translate_lines(self, lines, asdict(options), options.batch_size, self.max_input_tokens, self.lowercase,
+                               name, on_batch, options.max_tokens, prefixes=self.encode_prefixes(prefixes, len(lines)))
 
     def encode_prefixes(self, prefixes: Optional[Sequence[str]], count: int) -> Optional[list[list[int]]]:
         if prefixes is None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import subprocess
 import sys
@@ -95,3 +96,23 @@ def test_data_scale_reports_preprocessing_the_warm_start_and_each_ddp_rank(tmp_p
     assert [p["process"] for p in report["ddp_cpu"]["processes"]].count("rank") == 2
     assert all(p["uss_mb"] > 0 for p in report["ddp_cpu"]["processes"])
     assert report["sampler"]["batch_size=64"]["batches_per_rank"] > 0
+
+
+@pytest.mark.skipif(importlib.util.find_spec("uvicorn") is None or importlib.util.find_spec("starlette") is None,
+                    reason="the service needs the serve extra: pip install -e '.[serve]' (.ci/run installs it)")
+def test_serve_load_runs_both_modes_and_checks_every_answer(tmp_path):
+    source = tmp_path / "sentences.txt"
+    source.write_text("zweiundvierzig\nelf\ndreihundertzwölf\nsieben\nachtzehn\n")
+    result = subprocess.run([sys.executable, str(REPO / "benchmarks" / "serve_load.py"), "--ckpt",
+                             str(REPO / "tests" / "fixtures" / "numbers_tiny_v1.ckpt"), "--source", str(source),
+                             "--clients", "3", "--requests", "2", "--threads", "1"],
+                            capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    report = json.loads(result.stdout.strip().splitlines()[-1])
+    assert report["benchmark"] == "serve_load" and report["all_answered_once"]
+    assert report["answers_differing_between_modes"] == 0
+    for mode, max_batch_size in (("batched", 32), ("unbatched", 1)):
+        run = report[mode]
+        assert run["answered"] == run["requests"] == 6 and run["exit_code"] == 0
+        assert run["max_batch_size"] == max_batch_size and run["latency_p50_ms"] <= run["latency_p99_ms"]
+    assert report["unbatched"]["server_batches"] == 6  # one sentence per batch without batching
