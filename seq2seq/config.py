@@ -199,8 +199,9 @@ class EvaluateConfig:
     # Raw-text inputs longer than this many source tokens are truncated, with a warning. null: the
     # checkpoint's data.max_src_length when it had one, else 250.
     max_input_tokens: Optional[int] = None
-    # Several checkpoints: average their next-token probabilities (probability) or log-probabilities.
-    ensemble_combine: str = "probability"
+    # Several checkpoints: average their next-token log-probabilities (log_probability, better on Multi30k
+    # validation: benchmarks/README.md#ensembles) or probabilities (probability).
+    ensemble_combine: str = "log_probability"
     # int8: quantize the RNNs and linear layers for CPU decoding (null: float32).
     quantize: Optional[str] = None
     # A file of target prefixes, one per sentence ('' for none): each output starts with its prefix.
@@ -221,7 +222,7 @@ class ServeConfig:
     port: int = 8080  # 0: any free port (the log names it)
     device: str = "auto"
     average_last: int = 0
-    ensemble_combine: str = "probability"
+    ensemble_combine: str = "log_probability"
     quantize: Optional[str] = None
     # Dynamic batching: concurrent requests' sentences decoded together, up to max_batch_size sentences, waiting at
     # most batch_timeout seconds for more after the first. max_batch_size=1: every sentence decoded alone.

@@ -43,5 +43,9 @@ class ResumableLoader(DataLoader):
                 *saved, len(sampler), sampler.num_replicas,
             )
             return
-        sampler.resume(int(state["epoch"]), int(state["batches_done"]))
-        log.info("resuming epoch %d after its first %d batches", state["epoch"], state["batches_done"])
+        epoch, batches_done = int(state["epoch"]), int(state["batches_done"])
+        sampler.resume(epoch, batches_done)
+        if batches_done == len(sampler):
+            log.info("resuming after the end of epoch %d (counted from 0)", epoch)
+        else:
+            log.info("resuming epoch %d (counted from 0) after its first %d batches", epoch, batches_done)

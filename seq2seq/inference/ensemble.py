@@ -9,12 +9,12 @@ How the distributions are combined (``combine``):
 
 * ``probability`` (fairseq's way): log of the mean of the members' probabilities,
   ``log(1/M sum_m p_m)``. A token one member is sure of and another rules out keeps half the mass.
-* ``log_probability`` (OpenNMT-py's way): the mean of the members' log-probabilities, a normalised
-  geometric mean would be renormalised; this is not, so the step's scores are the members' mean score
-  (a token any member rules out is ruled out).
+* ``log_probability`` (OpenNMT-py's way, the default): the mean of the members' log-probabilities, not
+  renormalised, so a hypothesis's score is the members' mean score (a token any member rules out stays
+  ruled out).
 
-Both were measured on Multi30k's validation split; the default is the better one there
-(benchmarks/README.md, "Ensembles"). An ensemble of one is that model exactly: both reduce to its own
+Both were measured on Multi30k's validation split (two seeds of ``multi30k_bilstm``, beam 5: 38.30 BLEU
+against 38.10); the default is the better one there (benchmarks/README.md, "Ensembles"). An ensemble of one is that model exactly: both reduce to its own
 log-probabilities.
 
 Attention is averaged over the members: alignments and heatmaps show where the ensemble as a whole looked.
@@ -63,7 +63,7 @@ class Ensemble(nn.Module):
     log_probs (N, V), attention (N, S), state.
     """
 
-    def __init__(self, models: Sequence[nn.Module], combine: str = "probability") -> None:
+    def __init__(self, models: Sequence[nn.Module], combine: str = "log_probability") -> None:
         super().__init__()
         if not models:
             raise ValueError("an ensemble needs at least one model")

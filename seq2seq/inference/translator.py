@@ -118,7 +118,7 @@ class Translator:
         device: str = "auto",
         average_last: int = 0,
         quantize: Optional[str] = None,
-        ensemble_combine: str = "probability",
+        ensemble_combine: str = "log_probability",
     ) -> "Translator":
         """Load ``path`` (several paths: an ensemble) for decoding on ``device`` (auto: CUDA when available)."""
         paths = [Path(path)] if isinstance(path, (str, Path)) else [Path(p) for p in path]

@@ -6,6 +6,7 @@
     checkpoint_io.py  checkpoints written atomically (temporary file, fsync, rename)
     console.py        the first screen of a run: a one-line parameter summary, no adverts
     distributed.py    failed DDP ranks reported by rank, DDP inside Hydra sweeps
+    fit_loop.py       a checkpoint from an epoch's end resumes the same with or without trainer.max_steps
     run.py            train(cfg): data, model, logger, callbacks and Trainer from one Hydra config
 
 May import: ``seq2seq.models``, ``seq2seq.data``, ``seq2seq.inference`` (validation decodes with its search,

@@ -38,7 +38,7 @@ from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 log = logging.getLogger(__name__)
 
-# SIGUSR1: what a SLURM job is told to send before its time limit (#SBATCH --signal=USR1@90, README "On a cluster").
+# SIGUSR1: what a SLURM job is told to send before its time limit (#SBATCH --signal=USR1@90, docs/cluster.md).
 HANDLED_SIGNALS = (signal.SIGTERM, signal.SIGINT) + ((signal.SIGUSR1,) if hasattr(signal, "SIGUSR1") else ())
 
 

@@ -26,6 +26,7 @@ from seq2seq.training.callbacks import ClosingValidation, GracefulShutdown, Last
 from seq2seq.training.checkpoint_io import AtomicCheckpointIO
 from seq2seq.training.console import ParameterSummary, quiet_lightning_console
 from seq2seq.training.distributed import ddp_in_sweep_job, stop_worker_processes, worker_error
+from seq2seq.training.fit_loop import resume_epoch_ends_as_lightning_does_without_max_steps
 from seq2seq.training.module import NonFiniteLossError, TranslationModule
 from seq2seq.training.progress_log import ProgressLog
 
@@ -144,7 +145,7 @@ def checkpoint_to_resume(cfg: DictConfig, last: Path) -> Optional[Path]:
 def cluster_plugins(plugins: list[Any]) -> list[Any]:
     """Under SLURM, Lightning's own requeueing off: on SIGUSR1 it would save an ``hpc_ckpt`` that only a job in the same
     folder finds, and requeue the job itself. Here SIGUSR1 is a graceful stop that writes ``last.ckpt``
-    (:class:`GracefulShutdown`); the job script requeues (README, "On a cluster") and ``resume=auto`` continues."""
+    (:class:`GracefulShutdown`); the job script requeues (docs/cluster.md) and ``resume=auto`` continues."""
     if SLURMEnvironment.detect() and not any(isinstance(plugin, ClusterEnvironment) for plugin in plugins):
         return [*plugins, SLURMEnvironment(auto_requeue=False)]
     return plugins
@@ -262,6 +263,7 @@ def _train(cfg: DictConfig) -> dict[str, float]:
         default_root_dir=str(output_dir),
         plugins=plugins,
     )
+    resume_epoch_ends_as_lightning_does_without_max_steps(trainer)  # see training/fit_loop.py
     if trainer.global_rank == 0:
         log_hparams(loggers, cfg)
     fit(trainer, module, datamodule, ckpt_path, shutdown)

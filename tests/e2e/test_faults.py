@@ -130,6 +130,33 @@ def test_sigterm_saves_a_checkpoint_and_prints_how_to_resume_from_any_directory(
     assert not (second_dir / "numbers").exists()
 
 
+
+@pytest.mark.parametrize("max_steps", [None, 3 * STEPS_PER_EPOCH - 1], ids=["by-epochs", "max_steps-too"])
+def test_a_checkpoint_from_an_epochs_end_resumes_to_the_uninterrupted_result(tmp_path, max_steps):
+    """A run that ended with its epoch (max_epochs=1; a run killed before its next checkpoint leaves the same
+    last.ckpt) resumed with more epochs: with trainer.max_steps set, Lightning alone went through that epoch's end
+    twice, shuffled the next epoch as the one after it and stopped an epoch early (seq2seq/training/fit_loop.py)."""
+    steps = [f"trainer.max_steps={max_steps}"] if max_steps else []
+    common = overrides(tmp_path, "trainer.max_epochs=3", "optim.lr=0.01", *steps)
+    reference = run_script(tmp_path / "reference", *common, cwd=tmp_path)
+    assert reference.returncode == 0, reference.stderr[-3000:]
+    expected = losses(tmp_path / "reference")
+    final_step = max_steps or 3 * STEPS_PER_EPOCH
+    assert sorted(expected) == list(range(final_step))
+
+    first = run_script(tmp_path / "first", *common, "trainer.max_epochs=1", cwd=tmp_path)
+    assert first.returncode == 0, first.stderr[-3000:]
+    last = tmp_path / "first" / "checkpoints" / "last.ckpt"
+    assert read_checkpoint(last).global_step == STEPS_PER_EPOCH
+
+    resumed = run_script(tmp_path / "resumed", *common, f"ckpt_path={last}", cwd=tmp_path)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    logged = losses(tmp_path / "resumed")
+    assert sorted(logged) == list(range(STEPS_PER_EPOCH, final_step))  # every remaining step, each once
+    for step, loss in logged.items():
+        assert loss == pytest.approx(expected[step], rel=1e-5, abs=1e-6), f"step {step}"
+    assert _scalar_steps(tmp_path / "resumed", "val/bleu") == _scalar_steps(tmp_path / "reference", "val/bleu")[1:]
+
 @pytest.mark.parametrize("step", [4, STEPS_PER_EPOCH], ids=["mid-epoch", "validation-follows"])
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
 def test_a_signal_stops_at_a_point_the_run_resumes_from_exactly(tmp_path, step, signum):
