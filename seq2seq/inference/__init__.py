@@ -11,7 +11,7 @@
     evaluation.py   evaluate(cfg): score a checkpoint on a split (evaluate.py)
     raw_text.py     evaluate.py input=...: translate or score raw text
     text_io.py      reading input lines, writing translations, n-best lists, alignments, scores
-    metrics.py      corpus BLEU, chrF and exact match (sacreBLEU)
+    metrics.py      corpus BLEU, chrF (sacreBLEU), exact match, token and character error rates
     figures.py      attention heatmaps and sample tables (TensorBoard)
 
 May import: ``seq2seq.models``, ``seq2seq.data`` and the shared top-level modules (``config``,

@@ -299,6 +299,7 @@ def evaluate_split(cfg: DictConfig, translator: Translator) -> dict[str, Any]:
             extra["alignment"] = main_path.with_suffix(".align")
             write_text_atomic(extra["alignment"], format_alignments(translations))
         metrics |= {"bleu": scores.bleu, "chrf": scores.chrf, "exact_match": scores.exact_match,
+                    "wer": scores.wer, "cer": scores.cer,
                     "signature": scores.bleu_signature, "chrf_signature": scores.chrf_signature,
                     "decode": decode | {"max_length": decode["max_length"] or translator.output_cap},
                     "hypotheses": str(main_path), "nbest": None, "alignment": None}
@@ -325,7 +326,8 @@ def _summary(metrics: dict[str, Any], metrics_path: Path) -> str:
         exact = round(metrics["exact_match"] * count)
         lines += [f"BLEU = {metrics['bleu']:.2f}  {metrics['signature']}",
                   f"chrF = {metrics['chrf']:.2f}  {metrics['chrf_signature']}",
-                  f"exact match = {metrics['exact_match']:.4f} ({exact} of {count})"]
+                  f"exact match = {metrics['exact_match']:.4f} ({exact} of {count})",
+                  f"error rates: tokens (WER) = {metrics['wer']:.4f}, characters (CER) = {metrics['cer']:.4f}"]
         what = "greedy" if decode["beam_size"] == 1 else f"beam {decode['beam_size']}"
         if decode.get("sampling", "none") != "none":
             what = f"{decode['sampling']} sampling"

@@ -222,6 +222,8 @@ class TranslationModule(L.LightningModule):
                 f"{stage}/ppl": math.exp(min(loss, 50.0)),
                 f"{stage}/chrf": scores.chrf,
                 f"{stage}/exact_match": scores.exact_match,
+                f"{stage}/wer": scores.wer,
+                f"{stage}/cer": scores.cer,
             }
         )
         self.log(f"{stage}/bleu", scores.bleu, prog_bar=True)

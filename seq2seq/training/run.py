@@ -32,7 +32,8 @@ from seq2seq.training.progress_log import ProgressLog
 
 log = logging.getLogger(__name__)
 
-REPORTED_METRICS = ("val/bleu", "val/chrf", "val/exact_match", "val/loss", "test/bleu", "test/chrf", "test/exact_match")
+REPORTED_METRICS = ("val/bleu", "val/chrf", "val/exact_match", "val/wer", "val/cer", "val/loss",
+                    "test/bleu", "test/chrf", "test/exact_match", "test/wer", "test/cer")
 
 
 def ensure_writable(directory: Path, key: str) -> None:

@@ -18,6 +18,7 @@ from seq2seq.checkpoint import read_checkpoint
 from seq2seq.config_checks import ConfigError
 from seq2seq.inference.evaluation import evaluate
 from seq2seq.inference.loading import build_model
+from seq2seq.inference.metrics import error_rates
 from seq2seq.inference.search import greedy_search
 from seq2seq.training.run import train
 from tests.e2e.conftest import REPO, compose_train, script_command, tiny_overrides
@@ -65,12 +66,14 @@ def test_scoring_the_test_split_writes_hypotheses_in_order_and_metrics(trained):
     saved = json.loads((eval_dir / "last.test.beam1.json").read_text())
     assert saved == json.loads(json.dumps(metrics))
     assert len(hypotheses) == saved["num_sentences"] == 20
-    for key in ("bleu", "chrf", "exact_match", "signature", "sentences_per_sec", "decode_seconds"):
+    for key in ("bleu", "chrf", "exact_match", "wer", "cer", "signature", "sentences_per_sec", "decode_seconds"):
         assert key in saved
     assert saved["signature"].startswith("nrefs:1|") and saved["sentences_per_sec"] > 0
     assert 0.0 <= saved["exact_match"] <= 1.0
     references = lines(trained.parent.parent.parent / "numbers" / "test.en")
     assert saved["bleu"] == pytest.approx(sacrebleu.corpus_bleu(hypotheses, [references]).score)
+    rates = error_rates(hypotheses, references)
+    assert (saved["wer"], saved["cer"]) == pytest.approx((rates.wer, rates.cer))
     # Line i is the translation of source line i, decoded alone.
     stored = read_checkpoint(trained)
     model = build_model(stored)

@@ -31,15 +31,16 @@ def test_train_writes_events_checkpoints_and_tokenizers(train_config, tmp_path):
     events = scalars(run)
     tags = set(events.Tags()["scalars"])
     for tag in ("train/loss", "train/ppl", "train/grad_norm", "train/tgt_tokens_per_sec", "val/loss", "val/bleu",
-                "val/chrf", "val/exact_match"):
+                "val/chrf", "val/exact_match", "val/wer", "val/cer"):
         assert tag in tags, f"{tag} not logged; got {sorted(tags)}"
     assert any(tag.startswith("attention/") for tag in events.Tags()["images"])
     assert "samples/val/text_summary" in events.Tags()["tensors"]  # the table of sample translations
     hparams = events.PluginTagToContent("hparams")  # TensorBoard's HParams view: settings and metric columns
     assert {"_hparams_/experiment", "_hparams_/session_start_info"} <= set(hparams)
     assert b"model.hidden_size" in hparams["_hparams_/session_start_info"]
-    assert b"val/bleu" in hparams["_hparams_/experiment"]
+    assert b"val/bleu" in hparams["_hparams_/experiment"] and b"val/wer" in hparams["_hparams_/experiment"]
     assert "test/bleu" in metrics and 0.0 <= metrics["test/exact_match"] <= 1.0
+    assert metrics["test/wer"] >= 0.0 and metrics["test/cer"] >= 0.0
     # The checkpoint is self-contained and loads without unpickling code.
     stored = read_checkpoint(run / "checkpoints" / "last.ckpt")
     assert stored.src_tokenizer.vocab_size == stored.hyper_parameters["src_vocab_size"]
@@ -125,9 +126,39 @@ def test_ddp_cpu_with_two_processes(train_config, tmp_path):
     metrics = train(train_config("trainer=ddp_cpu", "trainer.max_epochs=1", "test_after_training=false",
                                  "trainer.accelerator=cpu"))
     assert "val/bleu" in metrics
-    stored = read_checkpoint(tmp_path / "run" / "checkpoints" / "last.ckpt")
+    last = tmp_path / "run" / "checkpoints" / "last.ckpt"
+    stored = read_checkpoint(last)
     # 200 pairs in batches of 32 make 7 batches, padded to 8 and split 4 + 4 between the two ranks.
     assert stored.global_step == 4
+    # The corpus metrics of the two-process validation are those of the whole split, decoded in one process.
+    from seq2seq import Translator
+    from seq2seq.inference.metrics import error_rates
+
+    sources = (tmp_path / "numbers" / "val.de").read_text(encoding="utf-8").splitlines()
+    references = (tmp_path / "numbers" / "val.en").read_text(encoding="utf-8").splitlines()
+    outputs = [result.text for result in Translator.from_checkpoint(last, device="cpu").translate(sources, beam_size=1)]
+    rates = error_rates(outputs, references)
+    assert metrics["val/wer"] == pytest.approx(rates.wer) and metrics["val/cer"] == pytest.approx(rates.cer)
+
+
+def test_monitor_val_wer_keeps_the_checkpoint_with_the_lowest_error_rate(tmp_path):
+    result = subprocess.run(
+        script_command("train.py", *tiny_overrides(tmp_path), "trainer.max_epochs=4", "optim.lr=0.01", "model.hidden_size=64",
+                       "data.numbers.train_size=600",
+                       "monitor=val/wer", "monitor_mode=min", "test_after_training=false",
+                       "trainer.enable_progress_bar=false", f"hydra.run.dir={tmp_path / 'run'}"),
+        cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    run = tmp_path / "run"
+    wer = {event.step: event.value for event in scalars(run).Scalars("val/wer")}
+    assert len(wer) == 4 and len(set(wer.values())) > 1  # it moved, so the choice means something
+    best_step = min(wer, key=lambda step: (wer[step], step))  # the first of equals, as ModelCheckpoint keeps it
+    best = list((run / "checkpoints").glob("best-*.ckpt"))
+    # Validation events carry the step of the batch before (global_step - 1), as Lightning logs them.
+    assert [read_checkpoint(path).global_step for path in best] == [best_step + 1], (wer, best)
+    validations = [line for line in result.stderr.splitlines() if " - validation |" in line]
+    assert len(validations) == 4 and all("val/wer " in line and "val/cer " in line for line in validations)
+    assert "best val/wer" in validations[0]
 
 
 def test_mistyped_key_fails_at_composition_naming_it(tmp_path):
