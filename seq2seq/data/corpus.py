@@ -87,6 +87,16 @@ class LineReader:
                 raise ValueError(f"{key}: {path} is empty")
 
 
+def extra_reference_files(root: Path, name: str, key: str) -> tuple[Path, ...]:
+    """``root/name.1``, ``root/name.2``, … (each plain or ``.gz``) as far as they go without a gap."""
+    found = []
+    while True:
+        try:
+            found.append(resolve_text_file(root, f"{name}.{len(found) + 1}", key))
+        except FileNotFoundError:
+            return tuple(found)
+
+
 def _decode_lines(path: Path, key: str) -> list[str]:
     """The file's lines, decoded but not stripped (see ``read_lines``)."""
     return [text for _, text in LineReader(path, key)]

@@ -30,14 +30,20 @@ import torch
 from torch.utils.data import DataLoader
 
 from seq2seq.data.collate import Batch, collate
-from seq2seq.data.corpus import resolve_text_file
 from seq2seq.data.corpus_store import StoredSplit
 from seq2seq.data.dataset import EncodedSplit, TranslationDataset
 from seq2seq.data.in_memory import EVAL_OVERLONG_POLICIES, check_fits_token_budget, encode_in_memory
 from seq2seq.data.multi30k import MULTI30K_URL, ensure_multi30k
 from seq2seq.data.numbers import LANGS as NUMBERS_LANGS
 from seq2seq.data.numbers import ensure_numbers
-from seq2seq.data.preprocess import LengthLimits, PairSource, cached_tokenizers, cached_train_store, default_cache_dir
+from seq2seq.data.preprocess import (
+    LengthLimits,
+    PairSource,
+    cached_tokenizers,
+    cached_train_store,
+    default_cache_dir,
+    split_source,
+)
 from seq2seq.data.resumable_loader import ResumableLoader
 from seq2seq.data.sampler import BucketBatchSampler
 from seq2seq.data.tokenizer import SPECIAL_TOKENS, TOKENIZER_KINDS, TextTokenizer
@@ -313,6 +319,10 @@ class TranslationDataModule(L.LightningDataModule):
         """Target sentences of ``split``, aligned with ``sources`` and ``Batch.indices``."""
         return self.encoded_split(split).references
 
+    def reference_sets(self, split: str) -> list[list[str]]:
+        """Every reference of each example of ``split``: its target, then those of ``{split}.{tgt_lang}.N``."""
+        return self.encoded_split(split).reference_sets()
+
     def train_split(self) -> StoredSplit:
         """The binarized training split, memory-mapped from the cache (built there on first use)."""
         if self._train_store is None:
@@ -356,15 +366,9 @@ class TranslationDataModule(L.LightningDataModule):
         return f"data.root ({split} split, data.splits.{split}={self.splits[split]!r})"
 
     def _pair_source(self, split: str) -> PairSource:
-        key = self._split_key(split)
-        stem = self.splits[split]
-        if self.format == "parallel":
-            paths = (resolve_text_file(self.root, f"{stem}.{self.src_lang}", key),
-                     resolve_text_file(self.root, f"{stem}.{self.tgt_lang}", key))
-        else:
-            paths = (resolve_text_file(self.root, f"{stem}.tsv", key),)
-        description = f"{split} ({', '.join(str(path) for path in paths)})"
-        return PairSource(paths, key, description, lowercase=self.lowercase, drop_empty=self.drop_empty)
+        return split_source(self.root, self.splits[split], split, self._split_key(split), format=self.format,
+                            src_lang=self.src_lang, tgt_lang=self.tgt_lang, lowercase=self.lowercase,
+                            drop_empty=self.drop_empty)
 
     def _tokenizer_settings(self) -> dict:
         return {

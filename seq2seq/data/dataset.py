@@ -15,7 +15,8 @@ class EncodedSplit:
 
     ``line_numbers[i]`` is the 1-based line of example ``i`` in the split's files, for error messages.
     ``dropped_lines`` and ``truncated_lines`` are the lines ``data.eval_overlong`` dropped or cut to the
-    length limits (see :mod:`seq2seq.data.in_memory`).
+    length limits (see :mod:`seq2seq.data.in_memory`). ``extra_references`` are the further references of a
+    validation or test split with several (``reference_sets()`` gives all of each example's).
     """
 
     name: str
@@ -26,9 +27,17 @@ class EncodedSplit:
     line_numbers: list[int]
     dropped_lines: list[int] = field(default_factory=list)
     truncated_lines: list[int] = field(default_factory=list)
+    # Per example, its further references (``{split}.{tgt_lang}.N``), none empty; [] when the split has none.
+    extra_references: list[list[str]] = field(default_factory=list)
 
     def __len__(self) -> int:
         return len(self.sources)
+
+    def reference_sets(self) -> list[list[str]]:
+        """Each example's references: ``references[i]`` first (the one the loss is computed on), then the others."""
+        if not self.extra_references:
+            return [[reference] for reference in self.references]
+        return [[reference, *extra] for reference, extra in zip(self.references, self.extra_references)]
 
     def bucket_lengths(self) -> list[int]:
         """Padded length of each example in a batch: ``tgt_in``/``tgt_out`` are one longer than the target."""

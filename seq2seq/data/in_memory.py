@@ -23,7 +23,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from seq2seq.data.corpus import filter_pairs
+from seq2seq.data.corpus import filter_pairs, read_lines
 from seq2seq.data.dataset import EncodedSplit
 from seq2seq.data.preprocess import PairSource
 from seq2seq.data.tokenizer import TextTokenizer
@@ -59,6 +59,8 @@ def encode_in_memory(
     src_ids = src_tokenizer.encode_batch(sources)
     tgt_ids = tgt_tokenizer.encode_batch(references)
     encoded = EncodedSplit(split, sources, references, src_ids, tgt_ids, line_numbers)
+    if source.extra_reference_paths:
+        encoded.extra_references = _extra_references(source, len(pairs), kept.indices)
 
     over = _over_limits(encoded, max_src_length, max_tgt_length)
     if len(over):
@@ -83,6 +85,19 @@ def encode_in_memory(
             encoded = _without(encoded, set(over.tolist()))
     log.info("%s: %d pairs", source.description, len(encoded))
     return encoded
+
+
+def _extra_references(source: PairSource, num_lines: int, kept: Sequence[int]) -> list[list[str]]:
+    """The further references of each kept pair, read from ``source.extra_reference_paths`` (one line per pair of
+    the split's files, empty where a pair has no more); ValueError naming a file whose line count differs."""
+    columns = []
+    for path in source.extra_reference_paths:
+        lines = read_lines(path, source.key)
+        if len(lines) != num_lines:
+            raise ValueError(f"{source.key}: {path} has {len(lines)} lines but the split has {num_lines} pairs: "
+                             f"each further reference file needs one line per pair (empty for none)")
+        columns.append([line.lower() for line in lines] if source.lowercase else lines)
+    return [[column[i] for column in columns if column[i]] for i in kept]
 
 
 def _over_limits(split: EncodedSplit, max_src_length: int | None, max_tgt_length: int | None) -> np.ndarray:
@@ -119,6 +134,7 @@ def _without(split: EncodedSplit, dropped: set[int]) -> EncodedSplit:
         [split.tgt_ids[i] for i in keep],
         [split.line_numbers[i] for i in keep],
         dropped_lines=sorted(split.line_numbers[i] for i in dropped),
+        extra_references=[split.extra_references[i] for i in keep] if split.extra_references else [],
     )
 
 

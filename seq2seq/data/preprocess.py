@@ -36,7 +36,7 @@ from typing import Any
 
 import numpy as np
 
-from seq2seq.data.corpus import PairReader
+from seq2seq.data.corpus import PairReader, extra_reference_files, resolve_text_file
 from seq2seq.data.corpus_store import (
     StoredSplit,
     StoreWriter,
@@ -75,6 +75,9 @@ class PairSource:
     description: str
     lowercase: bool
     drop_empty: bool
+    # Further references of a validation or test split, ``{split}.{tgt_lang}.1``, ``.2``, …: one line per pair,
+    # an empty line where a pair has no more (see seq2seq/data/in_memory.py).
+    extra_reference_paths: tuple[Path, ...] = ()
 
     def reader(self) -> PairReader:
         return PairReader(self.paths, self.key, lowercase=self.lowercase)
@@ -101,6 +104,21 @@ class PairSource:
             f"{self.description}: line {line_number} has an empty {side} sentence; "
             f"set data.drop_empty=true to drop such pairs"
         )
+
+
+def split_source(root: Path, stem: str, split: str, key: str, *, format: str, src_lang: str, tgt_lang: str,
+                 lowercase: bool, drop_empty: bool) -> PairSource:
+    """The files of one split: ``{stem}.{src_lang}`` and ``{stem}.{tgt_lang}`` (``parallel``, plus the further
+    references ``{stem}.{tgt_lang}.N`` of a validation or test split) or ``{stem}.tsv``."""
+    extra: tuple[Path, ...] = ()
+    if format == "parallel":
+        paths = (resolve_text_file(root, f"{stem}.{src_lang}", key), resolve_text_file(root, f"{stem}.{tgt_lang}", key))
+        if split != "train":
+            extra = extra_reference_files(root, f"{stem}.{tgt_lang}", key)
+    else:
+        paths = (resolve_text_file(root, f"{stem}.tsv", key),)
+    description = f"{split} ({', '.join(str(path) for path in paths + extra)})"
+    return PairSource(paths, key, description, lowercase=lowercase, drop_empty=drop_empty, extra_reference_paths=extra)
 
 
 def cache_key(settings: dict[str, Any]) -> str:

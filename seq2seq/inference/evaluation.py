@@ -289,7 +289,7 @@ def evaluate_split(cfg: DictConfig, translator: Translator) -> dict[str, Any]:
             translations = translate_ids(translator, encoded.src_ids, decode, cfg.batch_size, on_batch=advance,
                                          max_tokens=cfg.max_tokens, prefixes=prefixes)
         hypotheses = [translation.text for translation in translations]
-        scores = score_translations(hypotheses, encoded.references)
+        scores = score_translations(hypotheses, encoded.reference_sets())
         write_text_atomic(main_path, format_translations(translations))
         extra = {}
         if decode["n_best"] > 1:

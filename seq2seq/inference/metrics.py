@@ -5,13 +5,18 @@ report: the edit distance (insertions, deletions, substitutions) from each outpu
 the corpus and divided by the references' total length — in whitespace-separated tokens (``wer``: the word error
 rate of a sentence, the symbol error rate of a space-separated symbol sequence) and in characters (``cer``,
 spaces included). Lower is better; they can pass 1 when outputs are longer than their references. The edit
-distances come from rapidfuzz (C++), so scoring a validation set costs milliseconds."""
+distances come from rapidfuzz (C++), so scoring a validation set costs milliseconds.
+
+Several references per output (a split with ``{split}.{tgt_lang}.1``, … beside its target file): exact match
+counts an output right when it equals any of them; each error rate takes, for each output, the reference with
+the fewest edits (the first of equals) and its length; BLEU and chrF use sacreBLEU's multi-reference scoring
+(its signature then says ``nrefs:N`` or ``nrefs:var``)."""
 
 from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Sequence, Union
 
 import sacrebleu
 from rapidfuzz.distance import Levenshtein
@@ -48,18 +53,37 @@ class TranslationScores:
     chrf_signature: str
 
 
-def score_translations(hypotheses: Sequence[str], references: Sequence[str]) -> TranslationScores:
-    """sacreBLEU's default (cased, 13a-tokenized) BLEU and chrF, plus exact match, on plain text."""
+References = Union[Sequence[str], Sequence[Sequence[str]]]  # one reference per output, or a list of them each
+
+
+def reference_sets(references: References) -> list[list[str]]:
+    """Each output's references as a list, whether one string or several were given per output."""
+    return [[reference] if isinstance(reference, str) else list(reference) for reference in references]
+
+
+def reference_streams(sets: Sequence[Sequence[str]]) -> list[list[str | None]]:
+    """sacreBLEU's layout: stream k holds every output's k-th reference, None where an output has fewer."""
+    width = max(len(references) for references in sets)
+    return [[references[k] if k < len(references) else None for references in sets] for k in range(width)]
+
+
+def score_translations(hypotheses: Sequence[str], references: References) -> TranslationScores:
+    """sacreBLEU's default (cased, 13a-tokenized) BLEU and chrF, exact match and error rates, on plain text;
+    ``references``: one string per hypothesis, or a list of strings (several references) per hypothesis."""
     if len(hypotheses) != len(references):
         raise ValueError(f"{len(hypotheses)} hypotheses but {len(references)} references")
     if not hypotheses:
         raise ValueError("no hypotheses to score")
+    sets = reference_sets(references)
+    if any(not references for references in sets):
+        raise ValueError("every hypothesis needs at least one reference")
+    streams = reference_streams(sets)
     bleu = sacrebleu.metrics.BLEU()
     chrf = sacrebleu.metrics.CHRF()
-    bleu_score = bleu.corpus_score(list(hypotheses), [list(references)])
-    chrf_score = chrf.corpus_score(list(hypotheses), [list(references)])
-    exact = sum(h == r for h, r in zip(hypotheses, references)) / len(hypotheses)
-    rates = error_rates(hypotheses, references)
+    bleu_score = bleu.corpus_score(list(hypotheses), streams)
+    chrf_score = chrf.corpus_score(list(hypotheses), streams)
+    exact = sum(h in references for h, references in zip(hypotheses, sets)) / len(hypotheses)
+    rates = error_rates(hypotheses, sets)
     return TranslationScores(
         bleu=bleu_score.score,
         chrf=chrf_score.score,
@@ -81,20 +105,26 @@ class ErrorRates:
     reference_chars: int
 
 
-def error_rates(hypotheses: Sequence[str], references: Sequence[str]) -> ErrorRates:
-    """Corpus token and character error rates (module docstring). A reference with no token at all is an error:
-    the rate's denominator would not count it, so an output for it could never be wrong."""
+def error_rates(hypotheses: Sequence[str], references: References) -> ErrorRates:
+    """Corpus token and character error rates (module docstring), against the closest of several references when
+    given. A reference with no token at all is an error: the rate's denominator would not count it, so an output
+    for it could never be wrong."""
     if len(hypotheses) != len(references):
         raise ValueError(f"{len(hypotheses)} hypotheses but {len(references)} references")
     word_edits = reference_words = char_edits = reference_chars = 0
-    for index, (hypothesis, reference) in enumerate(zip(hypotheses, references)):
-        reference_tokens = reference.split()
-        if not reference_tokens:
+    for index, (hypothesis, candidates) in enumerate(zip(hypotheses, reference_sets(references))):
+        if not candidates or any(not reference.split() for reference in candidates):
             raise ValueError(f"reference {index} is empty: error rates are defined over non-empty references")
-        word_edits += Levenshtein.distance(hypothesis.split(), reference_tokens)
-        reference_words += len(reference_tokens)
-        char_edits += Levenshtein.distance(hypothesis, reference)
-        reference_chars += len(reference)
+        hypothesis_tokens = hypothesis.split()
+        # (edits, length) of each reference; min() keeps the first of equals
+        words = min(((Levenshtein.distance(hypothesis_tokens, reference.split()), len(reference.split()))
+                     for reference in candidates), key=lambda pair: pair[0])
+        chars = min(((Levenshtein.distance(hypothesis, reference), len(reference)) for reference in candidates),
+                    key=lambda pair: pair[0])
+        word_edits += words[0]
+        reference_words += words[1]
+        char_edits += chars[0]
+        reference_chars += chars[1]
     return ErrorRates(
         wer=word_edits / max(reference_words, 1),
         cer=char_edits / max(reference_chars, 1),

@@ -210,7 +210,7 @@ class TranslationModule(L.LightningModule):
     def evaluation_epoch_end(self, stage: str) -> None:
         if not self._eval_hypotheses:
             return
-        references = self.trainer.datamodule.references(stage)
+        references = self.trainer.datamodule.reference_sets(stage)  # several per sentence where the split has them
         indices = sorted(self._eval_hypotheses)
         hypotheses = [self._eval_hypotheses[i] for i in indices]
         scores = score_translations(hypotheses, [references[i] for i in indices])

@@ -84,6 +84,23 @@ def test_scoring_the_test_split_writes_hypotheses_in_order_and_metrics(trained):
         assert hypotheses[i] == stored.tgt_tokenizer.decode(alone.tokens[0])
 
 
+
+def test_a_further_reference_file_counts_its_sentences_as_right_too(trained, tmp_path):
+    """test.en.1 beside test.en: an output equal to either reference is right, and the error rates take the closer."""
+    first = evaluate(compose_evaluate(trained, "decode.beam_size=1", f"output={tmp_path / 'one.hyp'}"))
+    hypotheses = lines(tmp_path / "one.hyp")
+    further = trained.parent.parent.parent / "numbers" / "test.en.1"
+    further.write_text("".join(f"{h or 'x'}\n" for h in hypotheses), encoding="utf-8")  # the outputs themselves
+    try:
+        both = evaluate(compose_evaluate(trained, "decode.beam_size=1", f"output={tmp_path / 'two.hyp'}"))
+    finally:
+        further.unlink()
+    assert lines(tmp_path / "two.hyp") == hypotheses  # the same outputs, scored against two references each
+    assert first["exact_match"] < 1.0 and first["wer"] > 0.0
+    expected_exact = sum(bool(h) for h in hypotheses) / len(hypotheses)
+    assert both["exact_match"] == pytest.approx(expected_exact) and both["signature"].startswith("nrefs:2|")
+    assert both["wer"] <= first["wer"] and both["bleu"] >= first["bleu"]
+
 def test_beam_search_with_an_nbest_list_and_an_output_path(trained, tmp_path):
     output = tmp_path / "out" / "hyps.txt"
     metrics = evaluate(compose_evaluate(trained, "decode.beam_size=5", "decode.n_best=2", f"output={output}",

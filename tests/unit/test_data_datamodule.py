@@ -1,5 +1,6 @@
 """TranslationDataModule on tiny data in tmp_path: batches, tokenizers, filters, errors naming config keys."""
 
+import gzip
 import logging
 from pathlib import Path
 from types import SimpleNamespace
@@ -328,3 +329,28 @@ def test_real_multi30k_copies(tmp_path):
     assert dm.src_tokenizer.vocab_size == 4000
     batch = next(iter(dm.test_dataloader()))
     assert batch.src.shape[0] == dm.eval_batch_size
+
+
+# --- several references ---------------------------------------------------------------------------------------
+
+def test_further_reference_files_give_each_example_all_its_references_kept_aligned_when_pairs_are_dropped(tmp_path):
+    root = tmp_path / "text"
+    dm = text_module(root, LONG, max_tokens=6, batch_size=None, max_src_length=5, eval_overlong="drop",
+                     lowercase=True)
+    (root / "val.en.1").write_text("A Bird\n\nmany\n", encoding="utf-8")  # line 2: no second reference
+    with gzip.open(root / "val.en.2.gz", "wt", encoding="utf-8") as handle:
+        handle.write("one bird\ndogs, two\nlots\n")
+    (root / "val.en.4").write_text("after a gap: not read\n\n\n", encoding="utf-8")
+    dm.setup("fit")
+    # line 3 is over the length limit and dropped: its references go with it
+    assert dm.reference_sets("val") == [["a bird", "a bird", "one bird"], ["two dogs", "dogs, two"]]
+    assert dm.references("val") == ["a bird", "two dogs"]  # the loss's reference is the first
+    assert dm.reference_sets("train") == [[target] for target in dm.references("train")]
+
+
+def test_a_further_reference_file_of_another_length_is_an_error_naming_it(tmp_path):
+    root = tmp_path / "text"
+    dm = text_module(root, TEXT)
+    (root / "val.en.1").write_text("a bird\n", encoding="utf-8")
+    with pytest.raises(ValueError, match=r"val\.en\.1 has 1 lines but the split has 2 pairs"):
+        dm.setup("fit")

@@ -81,3 +81,41 @@ def test_error_rates_equal_torchmetrics_on_random_symbol_sequences():
     rates = error_rates(hypotheses, references)
     assert rates.wer == pytest.approx(float(text.WordErrorRate()(hypotheses, references)), rel=1e-6)
     assert rates.cer == pytest.approx(float(text.CharErrorRate()(hypotheses, references)), rel=1e-6)
+
+
+# --- several references ---------------------------------------------------------------------------------------
+
+def test_with_several_references_an_output_is_right_if_it_equals_any_and_rates_use_the_closest():
+    hypotheses = ["colour", "a b c", "x y"]
+    references = [["color", "colour"], ["a b d", "a x y z"], ["x y z w"]]
+    scores = score_translations(hypotheses, references)
+    assert scores.exact_match == pytest.approx(1 / 3)
+    # words: 0 edits of 1 (colour) + 1 of 3 (a b d) + 2 of 4 -> 3 / 8
+    # chars: 0 of 6 + 1 of 5 ("a b d") + 4 of 7 ("x y z w") -> 5 / 18
+    rates = error_rates(hypotheses, references)
+    assert (rates.word_edits, rates.reference_words, rates.char_edits, rates.reference_chars) == (3, 8, 5, 18)
+    assert scores.wer == pytest.approx(3 / 8) and scores.cer == pytest.approx(5 / 18)
+
+
+def test_one_reference_per_output_scores_the_same_given_as_strings_or_as_lists_of_one():
+    hypotheses = ["a man rides a bike .", "two dogs ."]
+    references = ["a man rides a red bicycle .", "two dogs play ."]
+    assert score_translations(hypotheses, references) == score_translations(hypotheses, [[r] for r in references])
+
+
+def test_multi_reference_bleu_and_chrf_are_sacrebleus_own_with_none_where_an_output_has_fewer():
+    sacrebleu = pytest.importorskip("sacrebleu")
+    hypotheses = ["a man rides a bicycle .", "two dogs play in snow .", "a cat ."]
+    references = [["a man rides a red bicycle .", "a man is cycling ."], ["two dogs play in the snow ."],
+                  ["a cat sleeps .", "the cat .", "a small cat ."]]
+    streams = [[refs[k] if k < len(refs) else None for refs in references] for k in range(3)]
+    scores = score_translations(hypotheses, references)
+    assert scores.bleu == pytest.approx(sacrebleu.corpus_bleu(hypotheses, streams).score)
+    assert scores.chrf == pytest.approx(sacrebleu.corpus_chrf(hypotheses, streams).score)
+    assert scores.bleu > score_translations(hypotheses, [refs[0] for refs in references]).bleu  # more refs, more hits
+    assert "nrefs:var" in scores.bleu_signature
+
+
+def test_an_output_without_references_is_refused():
+    with pytest.raises(ValueError, match="at least one reference"):
+        score_translations(["a"], [[]])
