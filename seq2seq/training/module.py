@@ -216,17 +216,19 @@ class TranslationModule(L.LightningModule):
         scores = score_translations(hypotheses, [references[i] for i in indices])
         loss = self._eval_loss_sum / max(self._eval_tokens, 1)
         # Every rank decodes the whole split, so the values agree across ranks and need no syncing.
-        self.log_dict(
-            {
-                f"{stage}/loss": loss,
-                f"{stage}/ppl": math.exp(min(loss, 50.0)),
-                f"{stage}/chrf": scores.chrf,
-                f"{stage}/exact_match": scores.exact_match,
-                f"{stage}/wer": scores.wer,
-                f"{stage}/cer": scores.cer,
-            }
-        )
-        self.log(f"{stage}/bleu", scores.bleu, prog_bar=True)
+        values = {
+            f"{stage}/loss": loss,
+            f"{stage}/ppl": math.exp(min(loss, 50.0)),
+            f"{stage}/bleu": scores.bleu,
+            f"{stage}/chrf": scores.chrf,
+            f"{stage}/exact_match": scores.exact_match,
+            f"{stage}/wer": scores.wer,
+            f"{stage}/cer": scores.cer,
+        }
+        # The progress bar shows BLEU and the monitored metric (val/wer, say, for a symbol task).
+        shown = {f"{stage}/bleu", self.hparams.monitor}
+        self.log_dict({name: value for name, value in values.items() if name not in shown})
+        self.log_dict({name: value for name, value in values.items() if name in shown}, prog_bar=True)
 
     # ------------------------------------------------------------------------------------- decoding
     @torch.inference_mode()

@@ -6,12 +6,13 @@ import re
 import subprocess
 from pathlib import Path
 
+import lightning as L
 import pytest
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from seq2seq.checkpoint import read_checkpoint
 from seq2seq.training.run import train
-from tests.e2e.conftest import script_command, tiny_overrides
+from tests.e2e.conftest import compose_train, script_command, tiny_overrides
 
 pytestmark = pytest.mark.slow
 
@@ -139,6 +140,27 @@ def test_ddp_cpu_with_two_processes(train_config, tmp_path):
     outputs = [result.text for result in Translator.from_checkpoint(last, device="cpu").translate(sources, beam_size=1)]
     rates = error_rates(outputs, references)
     assert metrics["val/wer"] == pytest.approx(rates.wer) and metrics["val/cer"] == pytest.approx(rates.cer)
+
+
+class ProgressBarMetrics(L.Callback):
+    """What the progress bar was given at the latest validation (for runs inside the test process)."""
+
+    latest: dict = {}
+
+    def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if not trainer.sanity_checking:
+            ProgressBarMetrics.latest = dict(trainer.progress_bar_metrics)
+
+
+@pytest.mark.parametrize("monitor", ["val/bleu", "val/wer"])
+def test_the_progress_bar_shows_bleu_and_the_monitored_metric(tmp_path, monitor):
+    ProgressBarMetrics.latest = {}
+    train(compose_train(tiny_overrides(tmp_path) + [
+        "trainer.max_epochs=1", "test_after_training=false", f"monitor={monitor}",
+        f"monitor_mode={'min' if monitor == 'val/wer' else 'max'}",
+        "+callbacks.bar_metrics._target_=tests.e2e.test_train.ProgressBarMetrics"]))
+    shown = {name for name in ProgressBarMetrics.latest if name.startswith("val/")}
+    assert shown == {"val/bleu", monitor}
 
 
 def test_monitor_val_wer_keeps_the_checkpoint_with_the_lowest_error_rate(tmp_path):
