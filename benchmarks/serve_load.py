@@ -19,10 +19,7 @@ import gzip
 import http.client
 import json
 import os
-import re
-import signal
 import statistics
-import subprocess
 import sys
 import tempfile
 import threading
@@ -30,6 +27,9 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from seq2seq.inference.serve_process import ServeProcess  # noqa: E402
 
 
 def read_lines(path: Path) -> list[str]:
@@ -38,36 +38,23 @@ def read_lines(path: Path) -> list[str]:
         return [line.rstrip("\n") for line in handle if line.strip()]
 
 
-class Service:
+class Service(ServeProcess):
+    """serve.py with the benchmark's settings, and its /health counters."""
+
     def __init__(self, args: argparse.Namespace, max_batch_size: int) -> None:
-        self.log = tempfile.NamedTemporaryFile("w+", suffix=".log", delete=False)
-        env = {**os.environ, "OMP_NUM_THREADS": str(args.threads)}
-        self.process = subprocess.Popen(
-            [sys.executable, str(REPO / "serve.py"), f"ckpt_path={Path(args.ckpt).resolve()}", "port=0", "device=cpu",
-             f"max_batch_size={max_batch_size}", f"batch_timeout={args.batch_timeout}",
-             f"decode.beam_size={args.beam_size}", f"hydra.run.dir={tempfile.mkdtemp(prefix='serve-load-')}",
-             *([f"quantize={args.quantize}"] if args.quantize else [])],
-            stdout=self.log, stderr=subprocess.STDOUT, env=env,
-        )
-        deadline = time.monotonic() + 300
-        while time.monotonic() < deadline:
-            match = re.search(r"Uvicorn running on http://127\.0\.0\.1:(\d+)", Path(self.log.name).read_text())
-            if match:
-                self.port = int(match[1])
-                return
-            if self.process.poll() is not None:
-                break
-            time.sleep(0.2)
-        raise SystemExit(f"serve.py did not start:\n{Path(self.log.name).read_text()[-3000:]}")
+        log_path = Path(tempfile.mkdtemp(prefix="serve-load-")) / "serve.log"
+        overrides = [f"ckpt_path={Path(args.ckpt).resolve()}", "device=cpu", f"max_batch_size={max_batch_size}",
+                     f"batch_timeout={args.batch_timeout}", f"decode.beam_size={args.beam_size}",
+                     f"hydra.run.dir={log_path.parent}", *([f"quantize={args.quantize}"] if args.quantize else [])]
+        try:
+            super().__init__(overrides, log_path, env={**os.environ, "OMP_NUM_THREADS": str(args.threads)})
+        except RuntimeError as error:
+            raise SystemExit(str(error)) from None
 
     def health(self) -> dict:
         connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=60)
         connection.request("GET", "/health")
         return json.loads(connection.getresponse().read())
-
-    def stop(self) -> int:
-        self.process.send_signal(signal.SIGTERM)
-        return self.process.wait(timeout=300)
 
 
 def run_clients(port: int, sentences: list[str], clients: int, requests: int, beam_size: int) -> dict:

@@ -13,6 +13,9 @@
     text_io.py      reading input lines, writing translations, n-best lists, alignments, scores
     metrics.py      corpus BLEU, chrF (sacreBLEU), exact match, token and character error rates
     figures.py      attention heatmaps and sample tables (TensorBoard)
+    batching.py     dynamic batching: concurrent requests' sentences decoded together (the service)
+    service.py      serve.py's HTTP service (Starlette on uvicorn) and its page, static/index.html
+    serve_process.py  serve.py in a child process, for benchmarks and tests that act as its clients
 
 May import: ``seq2seq.models``, ``seq2seq.data`` and the shared top-level modules (``config``,
 ``config_checks``, ``checkpoint``). Never ``seq2seq.training``: a checkpoint is read as plain tensors and

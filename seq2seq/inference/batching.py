@@ -24,7 +24,7 @@ from collections import deque
 from concurrent.futures import Future
 from dataclasses import asdict, dataclass
 
-from seq2seq.inference.decoding import Translation, encode_lines, translate_ids, warn_truncated
+from seq2seq.inference.decoding import Translation, translate_ids
 from seq2seq.inference.translator import DecodeOptions, Translator
 
 log = logging.getLogger(__name__)
@@ -65,11 +65,9 @@ class BatchingTranslator:
         if self._closed:
             future.set_exception(RuntimeError("the translator is shutting down"))
             return future
-        translator = self.translator
-        encoded = encode_lines(sentences, translator.src_tokenizer, translator.max_input_tokens, translator.lowercase)
-        warn_truncated(encoded.truncated, translator.max_input_tokens, "request")
-        encoded_prefixes = translator.encode_prefixes(prefixes, len(sentences))
-        self._queue.put(_Request(encoded.ids, encoded_prefixes, options, future))
+        ids = self.translator.encode_sources(sentences, "request")
+        encoded_prefixes = self.translator.encode_prefixes(prefixes, len(sentences))
+        self._queue.put(_Request(ids, encoded_prefixes, options, future))
         return future
 
     def close(self) -> None:
@@ -109,11 +107,12 @@ class BatchingTranslator:
                 if item is _STOP:
                     stopping = True
                     continue
-                if item.options != first.options or size + len(item.ids) > self.max_batch_size:
+                if item.options != first.options:  # another kind of search: a later batch
                     deferred.append(item)
-                    if size + len(item.ids) > self.max_batch_size:
-                        break
                     continue
+                if size + len(item.ids) > self.max_batch_size:  # no room: it starts the next batch
+                    deferred.append(item)
+                    break
                 batch.append(item)
                 size += len(item.ids)
             self._waiting.extendleft(reversed(deferred))  # first in the next rounds, in arrival order
@@ -126,7 +125,7 @@ class BatchingTranslator:
         if any(request.prefixes for request in batch):
             prefixes = [p for r in batch for p in (r.prefixes or [[] for _ in r.ids])]
         try:
-            results = translate_ids(self.translator, ids, asdict(options), max(self.max_batch_size, 1),
+            results = translate_ids(self.translator, ids, asdict(options), self.max_batch_size,
                                     max_tokens=options.max_tokens, prefixes=prefixes)
         except Exception as error:  # noqa: BLE001 - each caller gets it; the service answers 500
             log.exception("decoding a batch of %d sentences failed", len(ids))

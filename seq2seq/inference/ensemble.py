@@ -13,8 +13,8 @@ How the distributions are combined (``combine``):
   renormalised, so a hypothesis's score is the members' mean score (a token any member rules out stays
   ruled out).
 
-Both were measured on Multi30k's validation split (two seeds of ``multi30k_bilstm``, beam 5: 38.30 BLEU
-against 38.10); the default is the better one there (benchmarks/README.md, "Ensembles"). An ensemble of one is that model exactly: both reduce to its own
+Both were measured on Multi30k's validation split; the default is the better one there
+(benchmarks/README.md, "Ensembles"). An ensemble of one is that model exactly: both reduce to its own
 log-probabilities.
 
 Attention is averaged over the members: alignments and heatmaps show where the ensemble as a whole looked.

@@ -113,12 +113,13 @@ def error_rates(hypotheses: Sequence[str], references: References) -> ErrorRates
         raise ValueError(f"{len(hypotheses)} hypotheses but {len(references)} references")
     word_edits = reference_words = char_edits = reference_chars = 0
     for index, (hypothesis, candidates) in enumerate(zip(hypotheses, reference_sets(references))):
-        if not candidates or any(not reference.split() for reference in candidates):
+        tokenized = [reference.split() for reference in candidates]
+        if not tokenized or not all(tokenized):
             raise ValueError(f"reference {index} is empty: error rates are defined over non-empty references")
         hypothesis_tokens = hypothesis.split()
-        # (edits, length) of each reference; min() keeps the first of equals
-        words = min(((Levenshtein.distance(hypothesis_tokens, reference.split()), len(reference.split()))
-                     for reference in candidates), key=lambda pair: pair[0])
+        # (edits, length) against each reference; min() keeps the first of equals
+        words = min(((Levenshtein.distance(hypothesis_tokens, tokens), len(tokens)) for tokens in tokenized),
+                    key=lambda pair: pair[0])
         chars = min(((Levenshtein.distance(hypothesis, reference), len(reference)) for reference in candidates),
                     key=lambda pair: pair[0])
         word_edits += words[0]

@@ -11,7 +11,7 @@ from omegaconf import DictConfig
 
 from seq2seq.config_checks import ConfigError
 from seq2seq.data.atomic import write_text_atomic
-from seq2seq.inference.decoding import encode_lines, score_ids, translate_ids, warn_truncated
+from seq2seq.inference.decoding import score_ids, translate_ids
 from seq2seq.inference.text_io import (
     format_alignments,
     format_pair_scores,
@@ -47,11 +47,10 @@ def _destination(cfg: DictConfig) -> Path | None:
 def translate_input(cfg: DictConfig, translator: Translator, decode: dict[str, Any]) -> None:
     """``cfg.input`` (a file or ``-``) -> one translation per line, to ``cfg.output`` or stdout."""
     lines = read_input(cfg.input)
-    encoded = encode_lines(lines, translator.src_tokenizer, translator.max_input_tokens, translator.lowercase)
-    warn_truncated(encoded.truncated, translator.max_input_tokens, _input_name(cfg))
+    src_ids = translator.encode_sources(lines, _input_name(cfg))
     prefixes = read_prefixes(cfg, len(lines), translator)
     with progress_bar(len(lines), "translating") as advance:
-        translations = translate_ids(translator, encoded.ids, decode, cfg.batch_size, on_batch=advance,
+        translations = translate_ids(translator, src_ids, decode, cfg.batch_size, on_batch=advance,
                                      max_tokens=cfg.max_tokens, prefixes=prefixes)
     destination = _destination(cfg)
     write_output(format_translations(translations, decode["n_best"]), destination)
@@ -67,15 +66,14 @@ def score_input(cfg: DictConfig, translator: Translator, decode: dict[str, Any])
     targets = read_input(to_absolute_path(cfg.targets))
     if len(sources) != len(targets):
         raise ConfigError(f"targets: {cfg.targets} has {len(targets)} lines for the {len(sources)} of {_input_name(cfg)}")
-    encoded = encode_lines(sources, translator.src_tokenizer, translator.max_input_tokens, translator.lowercase)
-    warn_truncated(encoded.truncated, translator.max_input_tokens, _input_name(cfg))
-    for line, (src_ids, target) in enumerate(zip(encoded.ids, targets), start=1):
+    src_ids_per_line = translator.encode_sources(sources, _input_name(cfg))
+    for line, (src_ids, target) in enumerate(zip(src_ids_per_line, targets), start=1):
         if not src_ids or not target.strip():
             raise ConfigError(f"input: line {line} has an empty {'source' if not src_ids else 'target'}; "
                               f"there is nothing to score")
     texts = [t.strip().lower() if translator.lowercase else t.strip() for t in targets]
     with progress_bar(len(sources), "scoring") as advance:
-        scores = score_ids(translator, encoded.ids, translator.tgt_tokenizer.encode_batch(texts), cfg.batch_size,
+        scores = score_ids(translator, src_ids_per_line, translator.tgt_tokenizer.encode_batch(texts), cfg.batch_size,
                            cfg.max_tokens)
         advance(len(sources))
     write_output(format_pair_scores(scores), _destination(cfg))

@@ -90,13 +90,13 @@ def parse_request(body: bytes, defaults: DecodeOptions, limits: RequestLimits) -
     settings = {name: payload[name] for name in REQUEST_OPTIONS if name in payload}
     for name, value in settings.items():
         default = getattr(defaults, name)
-        kind = str if isinstance(default, str) else float if isinstance(default, float) else int
         if value is None and default is None:
             continue
-        accepted = (int, float) if kind is float else (kind,)
+        # JSON types accepted for the option's Python type (an int is a number too; true/false is neither)
+        accepted, described = (((str,), "a string") if isinstance(default, str) else
+                               ((int, float), "a number") if isinstance(default, float) else ((int,), "an int"))
         if isinstance(value, bool) or not isinstance(value, accepted):
-            raise RequestError(422, name, f"must be {'a number' if kind is float else f'an {kind.__name__}' if kind is int else 'a string'}, "
-                                          f"got {json.dumps(value)}")
+            raise RequestError(422, name, f"must be {described}, got {json.dumps(value)}")
     if settings.get("beam_size", 1) > limits.max_beam_size:
         raise RequestError(422, "beam_size", f"at most {limits.max_beam_size}, got {settings['beam_size']}")
     options = replace(defaults, **settings)

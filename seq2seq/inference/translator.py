@@ -190,6 +190,13 @@ class Translator:
         return translate_lines(self, lines, asdict(options), options.batch_size, self.max_input_tokens, self.lowercase,
                                name, on_batch, options.max_tokens, prefixes=self.encode_prefixes(prefixes, len(lines)))
 
+    def encode_sources(self, lines: Sequence[str], name: str) -> list[list[int]]:
+        """Raw text -> source ids as training read it: stripped, lowercased when training was, cut to
+        ``max_input_tokens`` with a warning naming ``name`` and the lines (empty lines give [])."""
+        encoded = encode_lines(lines, self.src_tokenizer, self.max_input_tokens, self.lowercase)
+        warn_truncated(encoded.truncated, self.max_input_tokens, name)
+        return encoded.ids
+
     def encode_prefixes(self, prefixes: Optional[Sequence[str]], count: int) -> Optional[list[list[int]]]:
         if prefixes is None:
             return None
@@ -204,10 +211,9 @@ class Translator:
         """Each pair's log-probability under the model (teacher forcing), in order; see :mod:`.scoring`."""
         if len(sources) != len(targets):
             raise ValueError(f"score: {len(sources)} sources but {len(targets)} targets")
-        encoded = encode_lines(sources, self.src_tokenizer, self.max_input_tokens, self.lowercase)
-        warn_truncated(encoded.truncated, self.max_input_tokens, "score")
+        src_ids = self.encode_sources(sources, "score")
         targets = [target.strip().lower() if self.lowercase else target.strip() for target in targets]
         tgt_ids = self.tgt_tokenizer.encode_batch(targets)
-        return score_ids(self, encoded.ids, tgt_ids, batch_size, max_tokens)
+        return score_ids(self, src_ids, tgt_ids, batch_size, max_tokens)
 
 

@@ -6,10 +6,7 @@ from __future__ import annotations
 import http.client
 import importlib.util
 import json
-import re
 import shutil
-import signal
-import subprocess
 import threading
 import time
 from pathlib import Path
@@ -17,7 +14,8 @@ from pathlib import Path
 import pytest
 
 from seq2seq import Translator
-from tests.e2e.conftest import REPO, script_command
+from seq2seq.inference.serve_process import ServeProcess
+from tests.e2e.conftest import REPO
 
 FIXTURE = REPO / "tests" / "fixtures" / "numbers_tiny_v1.ckpt"
 SENTENCES = ["zweiundvierzig", "elf", "dreihundertzwölf", "neunhundertneunundneunzig", "sieben", "hundertundeins",
@@ -31,25 +29,12 @@ pytestmark = [
 ]
 
 
-class Server:
-    """serve.py running in a subprocess; ``url`` once it listens (port 0: the port uvicorn chose)."""
+class Server(ServeProcess):
+    """serve.py on the fixture checkpoint in a subprocess, and requests to it."""
 
     def __init__(self, tmp_path: Path, *overrides: str) -> None:
-        self.log = open(tmp_path / "serve.log", "w+")
-        self.process = subprocess.Popen(
-            script_command("serve.py", f"ckpt_path={FIXTURE}", "port=0", "device=cpu", *overrides),
-            cwd=tmp_path, stdout=self.log, stderr=subprocess.STDOUT, text=True,
-        )
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
-            match = re.search(r"Uvicorn running on http://127\.0\.0\.1:(\d+)", Path(self.log.name).read_text())
-            if match:
-                self.port = int(match[1])
-                return
-            if self.process.poll() is not None:
-                break
-            time.sleep(0.2)
-        raise AssertionError(f"serve.py did not start:\n{Path(self.log.name).read_text()[-3000:]}")
+        super().__init__([f"ckpt_path={FIXTURE}", "device=cpu", *overrides], tmp_path / "serve.log", cwd=tmp_path,
+                         timeout=120)
 
     def request(self, method: str, path: str, body=None, raw: bytes | None = None) -> tuple[int, object]:
         connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=120)
@@ -60,13 +45,6 @@ class Server:
         connection.close()
         kind = response.getheader("Content-Type", "")
         return response.status, json.loads(content) if kind.startswith("application/json") else content.decode()
-
-    def stop(self) -> int:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-        code = self.process.wait(timeout=120)
-        self.log.close()
-        return code
 
 
 @pytest.fixture(scope="module")
@@ -164,7 +142,7 @@ def test_sigterm_answers_the_requests_in_flight_then_exits_0(tmp_path):
     code = busy.stop()
     for thread in threads:
         thread.join()
-    log = Path(busy.log.name).read_text()
+    log = busy.log_text()
     assert code == 0, log[-3000:]
     assert not errors and len(answers) == 3 and all(status == 200 for status, _ in answers)
     assert all(len(answer["translations"]) == 12 for _, answer in answers)
