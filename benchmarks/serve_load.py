@@ -141,7 +141,7 @@ def main() -> None:
                               "server_batches": after["batches"] - before["batches"],
                               "server_sentences": after["batched_sentences"] - before["batched_sentences"]}
         finally:
-            results[mode]["exit_code"] = service.stop()
+            results.setdefault(mode, {})["exit_code"] = service.stop()  # also when the clients failed
     batched, unbatched = results["batched"].pop("_answers"), results["unbatched"].pop("_answers")
     differing = [key for key in batched if key in unbatched and batched[key] != unbatched[key]]
     print(json.dumps({
