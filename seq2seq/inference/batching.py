@@ -56,6 +56,8 @@ class BatchingTranslator:
         self._closed = False
         self.batches = 0  # decoding calls made, and the sentences in them: for the log and the tests
         self.batched_sentences = 0
+        self.pending_sentences = 0  # submitted and not yet answered: the queue's depth, for /health
+        self._pending_lock = threading.Lock()
         self._thread = threading.Thread(target=self._run, name="seq2seq-batching", daemon=True)
         self._thread.start()
 
@@ -67,6 +69,8 @@ class BatchingTranslator:
             return future
         ids = self.translator.encode_sources(sentences, "request")
         encoded_prefixes = self.translator.encode_prefixes(prefixes, len(sentences))
+        self._count_pending(len(ids))
+        future.add_done_callback(lambda _: self._count_pending(-len(ids)))
         self._queue.put(_Request(ids, encoded_prefixes, options, future))
         return future
 
@@ -75,6 +79,10 @@ class BatchingTranslator:
         self._closed = True
         self._queue.put(_STOP)
         self._thread.join()
+
+    def _count_pending(self, sentences: int) -> None:
+        with self._pending_lock:
+            self.pending_sentences += sentences
 
     # ------------------------------------------------------------------------------------ the worker
     def _next(self, timeout: float | None) -> object:

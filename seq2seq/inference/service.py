@@ -119,6 +119,7 @@ def make_app(batching: BatchingTranslator, defaults: DecodeOptions, limits: Requ
         return JSONResponse({"status": "ok", "checkpoints": checkpoints, "device": str(translator.device),
                              "max_batch_size": batching.max_batch_size, "batch_timeout": batching.batch_timeout,
                              "batches": batching.batches, "batched_sentences": batching.batched_sentences,
+                             "pending_sentences": batching.pending_sentences,
                              "defaults": asdict(defaults), "limits": asdict(limits)})
 
     async def translate(request: Request) -> JSONResponse:

@@ -121,32 +121,38 @@ def test_concurrent_requests_are_batched_and_each_gets_its_own_answer_once(serve
     batches = after["batches"] - before["batches"]
     sentences = after["batched_sentences"] - before["batched_sentences"]
     assert sentences == 3 * len(SENTENCES) and batches < sentences  # some requests shared a batch
+    assert after["pending_sentences"] == 0  # every one answered, none counted twice
 
 
 def test_sigterm_answers_the_requests_in_flight_then_exits_0(tmp_path):
-    busy = Server(tmp_path, "max_batch_size=1")  # every sentence decoded alone: slow enough to be caught mid-way
+    busy = Server(tmp_path, "max_batch_size=1")  # every sentence searched alone ...
     answers, errors = [], []
-    long_sentences = ["neunhundertneunundneunzig" * 2] * 12
+    sentences = ["neunhundertneunundneunzig" * 2] * 40
+    hot = {"text": sentences, "beam_size": 1, "sampling": "topk", "temperature": 50.0}  # ... to the length cap
 
     def client() -> None:
         try:
-            answers.append(busy.request("POST", "/translate", {"text": long_sentences, "beam_size": 8}))
+            answers.append(busy.request("POST", "/translate", hot))
         except Exception as error:  # noqa: BLE001 - reported by the assertion below
             errors.append(repr(error))
 
     threads = [threading.Thread(target=client) for _ in range(3)]
     for thread in threads:
         thread.start()
-    while busy.request("GET", "/health")[1]["batches"] < 1:  # one request answered: the others are in flight
-        time.sleep(0.05)
+    while True:  # all three received (seconds of work); the signal comes while nearly all of it still waits
+        health = busy.request("GET", "/health")[1]
+        if health["pending_sentences"] + health["batched_sentences"] == 3 * len(sentences):
+            break
+        time.sleep(0.01)
+    assert health["pending_sentences"] > len(sentences), "the requests were answered before the signal was sent"
     code = busy.stop()
     for thread in threads:
         thread.join()
     log = busy.log_text()
     assert code == 0, log[-3000:]
     assert not errors and len(answers) == 3 and all(status == 200 for status, _ in answers)
-    assert all(len(answer["translations"]) == 12 for _, answer in answers)
-    assert "Waiting for connections to close" in log  # they were in flight when the signal came
+    assert all(len(answer["translations"]) == len(sentences) for _, answer in answers)
+    assert "Waiting for connections to close" in log  # uvicorn saw them open when the signal came
 
 
 # --------------------------------------------------------------------------------------------- the page
