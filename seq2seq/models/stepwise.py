@@ -26,6 +26,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from seq2seq.models.encoder import RNNState
+from seq2seq.models.shared_weight import SharedWeight, shared_linear
 
 
 def project_inputs(rnn: nn.RNNBase, embedded: Tensor) -> Tensor:
@@ -41,12 +42,14 @@ def project_inputs(rnn: nn.RNNBase, embedded: Tensor) -> Tensor:
     return F.linear(embedded, rnn.weight_ih_l0[:, :width], bias)  # (B, T, G*H)
 
 
-def fuse_weights(rnn: nn.LSTM, embedding_width: int) -> list[tuple[Tensor, Tensor]]:
-    """Per LSTM layer, [W_ih (less layer 0's embedding columns) | W_hh] and the summed biases.
+def fuse_weights(rnn: nn.LSTM, embedding_width: int) -> list[tuple[Tensor, Tensor, SharedWeight]]:
+    """Per LSTM layer, [W_ih (less layer 0's embedding columns) | W_hh], the summed biases and a
+    :class:`~seq2seq.models.shared_weight.SharedWeight` for its gradient.
 
-    One matrix product of [input; h] with it replaces two per layer and step: fewer, larger products,
-    and their backward accumulates the weight gradients in fewer, larger ones too. Build it once per
-    sequence (the concatenation is part of the autograd graph, so gradients reach the module's weights).
+    One matrix product of [input; h] with it replaces two per layer and step, and the weight's gradient
+    is one product over all the steps, computed when the backward pass reaches the first step. Build it
+    once per sequence (the concatenation is part of the autograd graph, so gradients reach the module's
+    weights).
     """
     fused = []
     for layer in range(rnn.num_layers):
@@ -55,7 +58,7 @@ def fuse_weights(rnn: nn.LSTM, embedding_width: int) -> list[tuple[Tensor, Tenso
             w_ih = w_ih[:, embedding_width:]
         weight = torch.cat([w_ih, getattr(rnn, f"weight_hh_l{layer}")], dim=1)  # (4H, in + H)
         bias = None if layer == 0 else getattr(rnn, f"bias_ih_l{layer}") + getattr(rnn, f"bias_hh_l{layer}")
-        fused.append((weight, bias))
+        fused.append((weight, bias, SharedWeight()))
     return fused
 
 
@@ -64,7 +67,7 @@ def step(
     projected: Tensor,
     fed: Optional[Tensor],
     state: RNNState,
-    fused: Optional[list[tuple[Tensor, Tensor]]] = None,
+    fused: Optional[list[tuple[Tensor, Tensor, SharedWeight]]] = None,
 ) -> tuple[Tensor, RNNState]:
     """One time step through every layer.
 
@@ -115,18 +118,16 @@ def step(
 
 
 def _fused_lstm_step(
-    rnn: nn.LSTM, projected: Tensor, fed: Optional[Tensor], state: RNNState, fused: list[tuple[Tensor, Tensor]]
+    rnn: nn.LSTM, projected: Tensor, fed: Optional[Tensor], state: RNNState,
+    fused: list[tuple[Tensor, Tensor, SharedWeight]],
 ) -> tuple[Tensor, RNNState]:
     h_all, c_all = state
     new_h, new_c = [], []
     layer_input = fed
-    for layer, (weight, bias) in enumerate(fused):
+    for layer, (weight, bias, shared) in enumerate(fused):
         h = h_all[layer]  # (B, H)
         joined = h if layer_input is None else torch.cat([layer_input, h], dim=-1)  # (B, in + H)
-        if layer == 0:
-            gates = torch.addmm(projected, joined, weight.t())  # (B, 4H)
-        else:
-            gates = torch.addmm(bias, joined, weight.t())  # (B, 4H)
+        gates = shared_linear(joined, weight, projected if layer == 0 else bias, shared)  # (B, 4H)
         i, f, g, o = gates.chunk(4, dim=-1)
         c = torch.sigmoid(f) * c_all[layer] + torch.sigmoid(i) * torch.tanh(g)
         h = torch.sigmoid(o) * torch.tanh(c)

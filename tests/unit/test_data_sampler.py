@@ -50,6 +50,31 @@ def test_batches_are_homogeneous_in_length():
     assert max(spans) <= 2
 
 
+def test_equal_lengths_are_ordered_by_the_tie_length_so_batches_run_fewer_decoder_steps():
+    # Many examples of each padded length, targets of every length below it: as in a task whose sources
+    # are longer than its targets. Sorting ties by the target length makes a batch's longest target shorter.
+    rng = random.Random(1)
+    lengths = [rng.randint(5, 12) for _ in range(2000)]
+    targets = [rng.randint(1, length) for length in lengths]
+
+    def mean_longest_target(sampler, epoch):
+        batches = epoch_batches(sampler, epoch)
+        return sum(max(targets[i] for i in batch) for batch in batches) / len(batches)
+
+    plain = make(lengths, max_tokens=None, batch_size=32)
+    tied = make(lengths, tie_lengths=targets, max_tokens=None, batch_size=32)
+    assert len(tied) == len(plain)  # the same cut: only which examples share a batch changes
+    for batch in tied:
+        assert max(lengths[i] for i in batch) - min(lengths[i] for i in batch) <= 1
+    assert mean_longest_target(tied, 0) < 0.8 * mean_longest_target(plain, 0)
+    for epoch in range(2):
+        indices = sorted(i for batch in epoch_batches(tied, epoch) for i in batch)
+        assert indices == list(range(len(lengths)))
+    assert epoch_batches(tied, 0) != epoch_batches(tied, 1)  # full ties still broken at random, per epoch
+    with pytest.raises(ValueError, match="tie_lengths has 3 entries for 2000 examples"):
+        make(lengths, tie_lengths=[1, 2, 3], max_tokens=None, batch_size=32)
+
+
 def test_len_is_exact_and_stable_across_epochs():
     sampler = make()
     for epoch in range(4):

@@ -1,0 +1,247 @@
+"""train.py against OpenNMT-py 3.5.1 on the identical model, side by side: whole training loop, learning per step.
+
+    python benchmarks/side_by_side.py --onmt /path/to/onmt-venv/bin --task short --steps 3760 --seeds 1234 1 2
+    python benchmarks/side_by_side.py --onmt /path/to/onmt-venv/bin --task multi30k --steps 300 --no-test
+
+For each seed both trainers run at the same time, one thread each, each pinned to its own core (``taskset -c
+0`` and ``-c 1``), without validation, for ``--steps`` optimizer steps: ``train.py experiment=ref_bilstm`` and
+``onmt_train`` with the matching config (``opennmt_short_task.yaml`` or ``opennmt_ref_bilstm.yaml``). Speed is
+read from each one's own log lines (a progress line every 25 steps, with its time), so it is the whole loop
+(data, forward, backward, clipping, optimizer, logging), validation excluded: ``steps_per_s`` over the steps
+both ran at the same time (from the later one's ``--from-step`` line to the earlier one's last line -- each
+machine core's neighbour busy, as in a real side-by-side), ``steps_per_s_whole_run`` from ``--from-step`` to
+the end.
+Then both decode the test split with beam 5 and no length penalty (also side by side) and are scored the same
+way on whitespace tokens: the share of outputs that differ from the reference (sentence error rate) and the
+edit distance over the reference length (symbol error rate), or BLEU for Multi30k (sacreBLEU on the tokens).
+
+Tasks: ``short`` -- the character-to-phoneme task of ``short_task.py`` (written to ``<output-dir>/task``);
+``multi30k`` -- the tokenized copy (``--multi30k-tok``, default ``../shared/data/multi30k-tok``).
+
+OpenNMT-py is installed as benchmarks/README.md ("The reference model") says: its own virtual environment
+with ``torch==2.13.0``, ``pip install OpenNMT-py==3.5.1 --no-deps`` and its pure-Python dependencies; the
+modules it imports but does not use here (spacy, fasttext, ctranslate2, flask, waitress) get empty stand-ins,
+which this script writes itself. Prints one JSON object; every run's logs stay under ``--output-dir``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import gzip
+import json
+import os
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from rapidfuzz.distance import Levenshtein
+
+REPO = Path(__file__).resolve().parents[1]
+BENCHMARKS = REPO / "benchmarks"
+sys.path.insert(0, str(BENCHMARKS))
+from short_task import make_task  # noqa: E402
+
+OURS_LINE = re.compile(r"^\[(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3})\]\[seq2seq\.training\.progress_log\].* step (\d+)/")
+ONMT_LINE = re.compile(r"^\[(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}) INFO\] Step (\d+)/")
+ONMT_STAND_INS = ("spacy", "fasttext", "ctranslate2", "flask", "waitress")
+TASKS = {
+    "short": {"onmt_config": "opennmt_short_task.yaml", "src": "chars", "tgt": "tgt", "data_dir": "task",
+              "ours": ["data=text", "data.src_lang=src", "data.tgt_lang=tgt", "data.src_tokenizer=char",
+                       "data.tgt_tokenizer=word"]},
+    "multi30k": {"onmt_config": "opennmt_ref_bilstm.yaml", "src": "de", "tgt": "en", "data_dir": "multi30k-tok",
+                 "ours": []},
+}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--onmt", type=Path, required=True, help="bin/ folder of OpenNMT-py 3.5.1's environment")
+    parser.add_argument("--task", choices=sorted(TASKS), default="short")
+    parser.add_argument("--steps", type=int, default=3760, help="optimizer steps each side")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[1234], help="one side-by-side pair per seed")
+    parser.add_argument("--from-step", type=int, default=100, help="speed is measured from this step to the last")
+    parser.add_argument("--no-test", action="store_true", help="speed only: do not decode the test split")
+    parser.add_argument("--multi30k-tok", type=Path, default=REPO.parent / "shared" / "data" / "multi30k-tok")
+    parser.add_argument("--output-dir", type=Path, default=None,
+                        help="where runs are kept (default: /tmp/seq2seq-side-by-side/<time>)")
+    parser.add_argument("overrides", nargs="*", help="extra Hydra overrides for train.py (an ablation)")
+    args = parser.parse_args()
+    if os.cpu_count() < 2:
+        parser.error("side by side needs two cores")
+    out = args.output_dir or Path("/tmp/seq2seq-side-by-side") / time.strftime("%Y-%m-%d_%H-%M-%S")
+    out.mkdir(parents=True, exist_ok=True)
+    task = TASKS[args.task]
+    data = prepare_data(args, out / task["data_dir"])
+    stand_ins = write_stand_ins(out / "onmt_stand_ins")
+    build_onmt_vocab(args, out, task, stand_ins)
+
+    runs = []
+    for seed in args.seeds:
+        run_dir = out / f"seed{seed}"
+        print(f"seed {seed}: training side by side in {run_dir}", file=sys.stderr, flush=True)
+        ours, onmt = train_pair(args, task, data, run_dir, seed, stand_ins)
+        if not args.no_test:
+            print(f"seed {seed}: decoding the test split side by side", file=sys.stderr, flush=True)
+            decode_pair(args, task, data, run_dir, stand_ins, ours, onmt)
+        runs.append({"seed": seed, "ours": ours, "opennmt": onmt})
+    summary = {side: summarize([run[side] for run in runs]) for side in ("ours", "opennmt")}
+    ratio = summary["ours"]["steps_per_s"]["mean"] / summary["opennmt"]["steps_per_s"]["mean"]
+    print(json.dumps({"task": args.task, "steps": args.steps, "speed_from_step": args.from_step,
+                      "overrides": args.overrides, "runs": runs, "mean": summary,
+                      "ours_over_opennmt_steps_per_s": round(ratio, 3), "output_dir": str(out),
+                      "machine": machine()}, indent=2))
+
+
+# ------------------------------------------------------------------------------------------------ data
+def prepare_data(args, folder: Path) -> Path:
+    if args.task == "short":
+        if not (folder / "test.tgt").exists():
+            make_task(folder, 120_000, 2_000, 5_000, seed=2024)
+        return folder
+    if not args.multi30k_tok.is_dir():
+        raise SystemExit(f"--multi30k-tok {args.multi30k_tok}: no such folder")
+    folder.mkdir(parents=True, exist_ok=True)
+    for source in args.multi30k_tok.glob("*.gz"):  # OpenNMT-py reads plain text
+        target = folder / source.name[: -len(".gz")]
+        if not target.exists():
+            with gzip.open(source, "rb") as compressed, open(target, "wb") as plain:
+                shutil.copyfileobj(compressed, plain)
+    return folder
+
+
+def write_stand_ins(folder: Path) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    for module in ONMT_STAND_INS:
+        (folder / f"{module}.py").write_text("# imported by OpenNMT-py, unused by this benchmark\n")
+    return folder
+
+
+def onmt_env(stand_ins: Path) -> dict:
+    return {**os.environ, "PYTHONPATH": str(stand_ins), "OMP_NUM_THREADS": "1", "TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD": "1"}
+
+
+def build_onmt_vocab(args, out: Path, task: dict, stand_ins: Path) -> None:
+    shutil.copy(BENCHMARKS / task["onmt_config"], out / "onmt.yaml")
+    subprocess.run([str(args.onmt / "onmt_build_vocab"), "-config", "onmt.yaml", "-n_sample", "-1"], cwd=out,
+                   env=onmt_env(stand_ins), check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+# -------------------------------------------------------------------------------------------- training
+def train_pair(args, task: dict, data: Path, run_dir: Path, seed: int, stand_ins: Path) -> tuple[dict, dict]:
+    run_dir.mkdir(parents=True, exist_ok=True)
+    ours_cmd = ["taskset", "-c", "0", sys.executable, str(REPO / "train.py"), "experiment=ref_bilstm",
+                *task["ours"], f"data.root={data}", f"seed={seed}", f"trainer.max_steps={args.steps}",
+                "trainer.max_epochs=-1", "trainer.limit_val_batches=0", "test_after_training=false",
+                "callbacks=none", "trainer.log_every_n_steps=25", f"hydra.run.dir={run_dir / 'ours'}",
+                *args.overrides]
+    onmt_cmd = ["taskset", "-c", "1", str(args.onmt / "onmt_train"), "-config", str(run_dir.parent / "onmt.yaml"),
+                "-train_steps", str(args.steps), "-seed", str(seed), "-save_checkpoint_steps", str(args.steps),
+                "-save_model", str(run_dir / "onmt" / "model"), "-report_every", "25"]
+    (run_dir / "onmt").mkdir(exist_ok=True)
+    with open(run_dir / "ours.out", "w") as ours_log, open(run_dir / "onmt" / "train.log", "w") as onmt_log:
+        ours = subprocess.Popen(ours_cmd, cwd=REPO, env={**os.environ, "OMP_NUM_THREADS": "1"},
+                                stdout=ours_log, stderr=subprocess.STDOUT)
+        onmt = subprocess.Popen(onmt_cmd, cwd=run_dir.parent, env=onmt_env(stand_ins), stdout=onmt_log,
+                                stderr=subprocess.STDOUT)
+        for process, name, log in ((ours, "train.py", run_dir / "ours.out"), (onmt, "onmt_train", onmt_log.name)):
+            if process.wait() != 0:
+                raise SystemExit(f"{name} failed (exit {process.returncode}); its log: {log}")
+    ours_log = progress(run_dir / "ours" / "train.log", OURS_LINE)
+    onmt_log = progress(run_dir / "onmt" / "train.log", ONMT_LINE)
+    ours, onmt = ({"checkpoint": str(run_dir / "ours" / "checkpoints" / "last.ckpt")},
+                  {"checkpoint": str(run_dir / "onmt" / f"model_step_{args.steps}.pt")})
+    for side, log in ((ours, ours_log), (onmt, onmt_log)):
+        side["steps_per_s_whole_run"] = steps_per_second(log, args.from_step, args.steps)
+    # While both ran: the later of the two starts (each at --from-step) to the earlier of the two ends.
+    start = max(ours_log[args.from_step], onmt_log[args.from_step])
+    end = min(ours_log[args.steps], onmt_log[args.steps])
+    for side, log in ((ours, ours_log), (onmt, onmt_log)):
+        inside = [step for step, at in log.items() if start <= at <= end]
+        side["steps_per_s"] = steps_per_second(log, min(inside), max(inside))
+        side["side_by_side_steps"] = [min(inside), max(inside)]
+    return ours, onmt
+
+
+def progress(log: Path, pattern: re.Pattern) -> dict[int, datetime.datetime]:
+    """Step -> the time of its progress line."""
+    times = {}
+    for line in log.read_text(encoding="utf-8", errors="replace").splitlines():
+        match = pattern.match(line)
+        if match:
+            times[int(match.group(2))] = datetime.datetime.strptime(match.group(1), "%Y-%m-%d %H:%M:%S,%f")
+    return times
+
+
+def steps_per_second(times: dict[int, datetime.datetime], first: int, last: int) -> float:
+    """(last - first) / the time between the progress lines of those two steps."""
+    missing = [step for step in (first, last) if step not in times]
+    if missing:
+        raise SystemExit(f"no progress line for step(s) {missing} (--from-step must be a logged step, every 25)")
+    return round((last - first) / (times[last] - times[first]).total_seconds(), 4)
+
+
+# -------------------------------------------------------------------------------------------- decoding
+def decode_pair(args, task: dict, data: Path, run_dir: Path, stand_ins: Path, ours: dict, onmt: dict) -> None:
+    ours_hyp, onmt_hyp = run_dir / "ours.test.hyp", run_dir / "onmt.test.hyp"
+    ours_cmd = ["taskset", "-c", "0", sys.executable, str(REPO / "evaluate.py"), f"ckpt_path={ours['checkpoint']}",
+                "split=test", "decode.beam_size=5", "decode.length_penalty=0", f"output={ours_hyp}", "device=cpu",
+                f"hydra.run.dir={run_dir / 'ours_eval'}"]
+    onmt_cmd = ["taskset", "-c", "1", str(args.onmt / "onmt_translate"), "-model", onmt["checkpoint"],
+                "-src", str(data / f"test.{task['src']}"), "-output", str(onmt_hyp), "-beam_size", "5",
+                "-length_penalty", "none", "-max_length", "100", "-batch_size", "64"]
+    processes = [
+        (subprocess.Popen(ours_cmd, cwd=REPO, env={**os.environ, "OMP_NUM_THREADS": "1"},
+                          stdout=subprocess.DEVNULL, stderr=open(run_dir / "ours_eval.out", "w")), "evaluate.py"),
+        (subprocess.Popen(onmt_cmd, cwd=run_dir, env=onmt_env(stand_ins), stdout=subprocess.DEVNULL,
+                          stderr=open(run_dir / "onmt_translate.out", "w")), "onmt_translate"),
+    ]
+    for process, name in processes:
+        if process.wait() != 0:
+            raise SystemExit(f"{name} failed (exit {process.returncode}); see {run_dir}")
+    references = (data / f"test.{task['tgt']}").read_text(encoding="utf-8").splitlines()
+    ours.update(score(ours_hyp, references, args.task))
+    onmt.update(score(onmt_hyp, references, args.task))
+
+
+def score(hypotheses: Path, references: list[str], task: str) -> dict:
+    outputs = hypotheses.read_text(encoding="utf-8").splitlines()
+    if len(outputs) != len(references):
+        raise SystemExit(f"{hypotheses}: {len(outputs)} lines for {len(references)} references")
+    if task == "multi30k":
+        import sacrebleu
+
+        return {"bleu": round(sacrebleu.corpus_bleu(outputs, [references], tokenize="none").score, 2)}
+    pairs = [(hyp.split(), ref.split()) for hyp, ref in zip(outputs, references)]
+    wrong = sum(hyp != ref for hyp, ref in pairs)
+    edits = sum(Levenshtein.distance(hyp, ref) for hyp, ref in pairs)
+    return {"sentence_error_rate": round(100 * wrong / len(pairs), 2),
+            "symbol_error_rate": round(100 * edits / sum(len(ref) for _, ref in pairs), 2)}
+
+
+# --------------------------------------------------------------------------------------------- summary
+def summarize(runs: list[dict]) -> dict:
+    keys = [k for k in ("steps_per_s", "steps_per_s_whole_run", "sentence_error_rate", "symbol_error_rate", "bleu") if k in runs[0]]
+    summary = {}
+    for key in keys:
+        values = [run[key] for run in runs]
+        summary[key] = {"mean": round(statistics.fmean(values), 4), "min": min(values), "max": max(values)}
+    return summary
+
+
+def machine() -> dict:
+    import platform
+
+    import torch
+
+    model = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                  if line.startswith("model name")), platform.processor())
+    return {"cpu": model, "cores": os.cpu_count(), "torch": torch.__version__, "threads_each": 1}
+
+
+if __name__ == "__main__":
+    main()
