@@ -66,6 +66,8 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[1234], help="one side-by-side pair per seed")
     parser.add_argument("--from-step", type=int, default=100, help="speed is measured from this step to the last")
     parser.add_argument("--no-test", action="store_true", help="speed only: do not decode the test split")
+    parser.add_argument("--task-size", type=int, nargs=3, default=[120_000, 2_000, 5_000],
+                        metavar=("TRAIN", "VAL", "TEST"), help="pairs per split of the short task")
     parser.add_argument("--multi30k-tok", type=Path, default=REPO.parent / "shared" / "data" / "multi30k-tok")
     parser.add_argument("--output-dir", type=Path, default=None,
                         help="where runs are kept (default: /tmp/seq2seq-side-by-side/<time>)")
@@ -90,10 +92,11 @@ def main() -> None:
             decode_pair(args, task, data, run_dir, stand_ins, ours, onmt)
         runs.append({"seed": seed, "ours": ours, "opennmt": onmt})
     summary = {side: summarize([run[side] for run in runs]) for side in ("ours", "opennmt")}
-    ratio = summary["ours"]["steps_per_s"]["mean"] / summary["opennmt"]["steps_per_s"]["mean"]
+    basis = "steps_per_s" if "steps_per_s" in summary["ours"] else "steps_per_s_whole_run"
+    ratio = summary["ours"][basis]["mean"] / summary["opennmt"][basis]["mean"]
     print(json.dumps({"task": args.task, "steps": args.steps, "speed_from_step": args.from_step,
                       "overrides": args.overrides, "runs": runs, "mean": summary,
-                      "ours_over_opennmt_steps_per_s": round(ratio, 3), "output_dir": str(out),
+                      "ours_over_opennmt_steps_per_s": round(ratio, 3), "ratio_of": basis, "output_dir": str(out),
                       "machine": machine()}, indent=2))
 
 
@@ -101,7 +104,7 @@ def main() -> None:
 def prepare_data(args, folder: Path) -> Path:
     if args.task == "short":
         if not (folder / "test.tgt").exists():
-            make_task(folder, 120_000, 2_000, 5_000, seed=2024)
+            make_task(folder, *args.task_size, seed=2024)
         return folder
     if not args.multi30k_tok.is_dir():
         raise SystemExit(f"--multi30k-tok {args.multi30k_tok}: no such folder")
@@ -162,6 +165,9 @@ def train_pair(args, task: dict, data: Path, run_dir: Path, seed: int, stand_ins
     end = min(ours_log[args.steps], onmt_log[args.steps])
     for side, log in ((ours, ours_log), (onmt, onmt_log)):
         inside = [step for step, at in log.items() if start <= at <= end]
+        if len(inside) < 2:  # they hardly overlapped: no side-by-side figure (the whole-run one stands)
+            side["steps_per_s"], side["side_by_side_steps"] = None, None
+            continue
         side["steps_per_s"] = steps_per_second(log, min(inside), max(inside))
         side["side_by_side_steps"] = [min(inside), max(inside)]
     return ours, onmt
@@ -225,10 +231,12 @@ def score(hypotheses: Path, references: list[str], task: str) -> dict:
 
 # --------------------------------------------------------------------------------------------- summary
 def summarize(runs: list[dict]) -> dict:
-    keys = [k for k in ("steps_per_s", "steps_per_s_whole_run", "sentence_error_rate", "symbol_error_rate", "bleu") if k in runs[0]]
+    keys = ("steps_per_s", "steps_per_s_whole_run", "sentence_error_rate", "symbol_error_rate", "bleu")
     summary = {}
     for key in keys:
-        values = [run[key] for run in runs]
+        values = [run.get(key) for run in runs]
+        if None in values:  # not measured (no test decoding), or not side by side in some run
+            continue
         summary[key] = {"mean": round(statistics.fmean(values), 4), "min": min(values), "max": max(values)}
     return summary
 

@@ -6,6 +6,7 @@ import importlib.util
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -116,3 +117,49 @@ def test_serve_load_runs_both_modes_and_checks_every_answer(tmp_path):
         assert run["answered"] == run["requests"] == 6 and run["exit_code"] == 0
         assert run["max_batch_size"] == max_batch_size and run["latency_p50_ms"] <= run["latency_p99_ms"]
     assert report["unbatched"]["server_batches"] == 6  # one sentence per batch without batching
+
+
+FAKE_ONMT = '''#!{python}
+"""A stand-in for OpenNMT-py's {name}: the arguments side_by_side.py passes, log lines in OpenNMT-py's format."""
+import datetime, sys
+args = dict(zip(sys.argv[1::2], sys.argv[2::2]))
+if "{name}" == "onmt_train":
+    steps, every = int(args["-train_steps"]), int(args["-report_every"])
+    start = datetime.datetime(2026, 1, 1, 12, 0, 0)
+    for step in range(every, steps + 1, every):  # 4 steps/s
+        at = (start + datetime.timedelta(seconds=step / 4)).strftime("%Y-%m-%d %H:%M:%S,%f")[:-3]
+        print(f"[{{at}} INFO] Step {{step}}/{{steps:>5}}; acc: 50.0; ppl: 2.0", file=sys.stderr)
+    open(args["-save_model"] + f"_step_{{steps}}.pt", "w").write("weights")
+elif "{name}" == "onmt_translate":  # "translates" by copying the source characters
+    assert args["-beam_size"] == "5" and args["-length_penalty"] == "none"
+    open(args["-output"], "w").write(open(args["-src"]).read())
+'''
+
+
+def test_side_by_side_times_both_whole_loops_and_scores_both_outputs_alike(tmp_path):
+    onmt = tmp_path / "onmt-bin"
+    onmt.mkdir()
+    for name in ("onmt_build_vocab", "onmt_train", "onmt_translate"):
+        (onmt / name).write_text(FAKE_ONMT.format(python=sys.executable, name=name))
+        (onmt / name).chmod(0o755)
+    result = subprocess.run(
+        [sys.executable, str(REPO / "benchmarks" / "side_by_side.py"), "--onmt", str(onmt), "--task", "short",
+         "--task-size", "600", "20", "30", "--steps", "50", "--from-step", "25", "--seeds", "3",
+         "--output-dir", str(tmp_path / "out"), "model.hidden_size=16", "model.encoder_hidden_size=8",
+         "model.src_embedding_dim=8", "model.tgt_embedding_dim=8", "data.batch_size=16"],
+        capture_output=True, text=True, timeout=300, cwd=REPO)
+    assert result.returncode == 0, result.stderr[-3000:]
+    report = json.loads(result.stdout)
+    ours, onmt_run = report["runs"][0]["ours"], report["runs"][0]["opennmt"]
+    assert read_checkpoint(Path(ours["checkpoint"])).global_step == 50  # train.py itself ran the 50 steps
+    assert onmt_run["steps_per_s_whole_run"] == 4.0  # read back from the log lines' times
+    assert ours["steps_per_s_whole_run"] > 0
+    references = (tmp_path / "out" / "task" / "test.tgt").read_text(encoding="utf-8").splitlines()
+    copies = (tmp_path / "out" / "task" / "test.chars").read_text(encoding="utf-8").splitlines()
+    wrong = sum(copy.split() != reference.split() for copy, reference in zip(copies, references))
+    assert onmt_run["sentence_error_rate"] == round(100 * wrong / len(references), 2)
+    assert 0 <= ours["sentence_error_rate"] <= 100 and 0 <= ours["symbol_error_rate"]
+    assert len((tmp_path / "out" / "seed3" / "ours.test.hyp").read_text(encoding="utf-8").splitlines()) == 30
+    basis = report["ratio_of"]  # side by side when the two logs overlapped in time, else the whole runs
+    assert report["ours_over_opennmt_steps_per_s"] == pytest.approx(
+        report["mean"]["ours"][basis]["mean"] / report["mean"]["opennmt"][basis]["mean"], rel=1e-2)
