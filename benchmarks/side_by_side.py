@@ -66,6 +66,8 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[1234], help="one side-by-side pair per seed")
     parser.add_argument("--from-step", type=int, default=100, help="speed is measured from this step to the last")
     parser.add_argument("--no-test", action="store_true", help="speed only: do not decode the test split")
+    parser.add_argument("--reuse", action="store_true",
+                        help="a seed whose two final checkpoints exist in --output-dir is not trained again")
     parser.add_argument("--task-size", type=int, nargs=3, default=[120_000, 2_000, 5_000],
                         metavar=("TRAIN", "VAL", "TEST"), help="pairs per split of the short task")
     parser.add_argument("--multi30k-tok", type=Path, default=REPO.parent / "shared" / "data" / "multi30k-tok")
@@ -137,6 +139,14 @@ def build_onmt_vocab(args, out: Path, task: dict, stand_ins: Path) -> None:
 # -------------------------------------------------------------------------------------------- training
 def train_pair(args, task: dict, data: Path, run_dir: Path, seed: int, stand_ins: Path) -> tuple[dict, dict]:
     run_dir.mkdir(parents=True, exist_ok=True)
+    done = (run_dir / "ours" / "checkpoints" / "last.ckpt").exists() and \
+        (run_dir / "onmt" / f"model_step_{args.steps}.pt").exists()
+    if not (args.reuse and done):
+        run_trainers(args, task, data, run_dir, seed, stand_ins)
+    return speeds(args, run_dir)
+
+
+def run_trainers(args, task: dict, data: Path, run_dir: Path, seed: int, stand_ins: Path) -> None:
     ours_cmd = ["taskset", "-c", "0", sys.executable, str(REPO / "train.py"), "experiment=ref_bilstm",
                 *task["ours"], f"data.root={data}", f"seed={seed}", f"trainer.max_steps={args.steps}",
                 "trainer.max_epochs=-1", "trainer.limit_val_batches=0", "test_after_training=false",
@@ -146,23 +156,27 @@ def train_pair(args, task: dict, data: Path, run_dir: Path, seed: int, stand_ins
                 "-train_steps", str(args.steps), "-seed", str(seed), "-save_checkpoint_steps", str(args.steps),
                 "-save_model", str(run_dir / "onmt" / "model"), "-report_every", "25"]
     (run_dir / "onmt").mkdir(exist_ok=True)
-    with open(run_dir / "ours.out", "w") as ours_log, open(run_dir / "onmt" / "train.log", "w") as onmt_log:
+    with open(run_dir / "ours.out", "w") as ours_out, open(run_dir / "onmt" / "train.log", "w") as onmt_log:
         ours = subprocess.Popen(ours_cmd, cwd=REPO, env={**os.environ, "OMP_NUM_THREADS": "1"},
-                                stdout=ours_log, stderr=subprocess.STDOUT)
+                                stdout=ours_out, stderr=subprocess.STDOUT)
         onmt = subprocess.Popen(onmt_cmd, cwd=run_dir.parent, env=onmt_env(stand_ins), stdout=onmt_log,
                                 stderr=subprocess.STDOUT)
         for process, name, log in ((ours, "train.py", run_dir / "ours.out"), (onmt, "onmt_train", onmt_log.name)):
             if process.wait() != 0:
                 raise SystemExit(f"{name} failed (exit {process.returncode}); its log: {log}")
+
+
+def speeds(args, run_dir: Path) -> tuple[dict, dict]:
     ours_log = progress(run_dir / "ours" / "train.log", OURS_LINE)
     onmt_log = progress(run_dir / "onmt" / "train.log", ONMT_LINE)
     ours, onmt = ({"checkpoint": str(run_dir / "ours" / "checkpoints" / "last.ckpt")},
                   {"checkpoint": str(run_dir / "onmt" / f"model_step_{args.steps}.pt")})
+    last = min(max(ours_log), max(onmt_log))  # the last step both logged (every 25 steps)
     for side, log in ((ours, ours_log), (onmt, onmt_log)):
-        side["steps_per_s_whole_run"] = steps_per_second(log, args.from_step, args.steps)
+        side["steps_per_s_whole_run"] = steps_per_second(log, args.from_step, last)
     # While both ran: the later of the two starts (each at --from-step) to the earlier of the two ends.
     start = max(ours_log[args.from_step], onmt_log[args.from_step])
-    end = min(ours_log[args.steps], onmt_log[args.steps])
+    end = min(ours_log[last], onmt_log[last])
     for side, log in ((ours, ours_log), (onmt, onmt_log)):
         inside = [step for step, at in log.items() if start <= at <= end]
         if len(inside) < 2:  # they hardly overlapped: no side-by-side figure (the whole-run one stands)
