@@ -108,8 +108,10 @@ class Decoder(nn.Module):
         projected = stepwise.project_inputs(self.rnn, embedded)  # (B, T, G*H)
         fused = stepwise.fuse_weights(self.rnn, embedded.shape[-1]) if isinstance(self.rnn, nn.LSTM) else None
         step_outputs, step_weights = [], []
-        for t in range(tgt_in.shape[1]):
-            output, weights, state = self.step_projected(projected[:, t], memory, state, fused)
+        # unbind, not projected[:, t]: the backward of T slices would zero-fill and add up T copies of the whole
+        # (B, T, G*H) tensor (T^2 work); unbind's stacks the T step gradients once.
+        for projected_t in projected.unbind(1):  # (B, G*H) each
+            output, weights, state = self.step_projected(projected_t, memory, state, fused)
             step_outputs.append(output)
             step_weights.append(weights)
         return DecoderOutput(torch.stack(step_outputs, dim=1), torch.stack(step_weights, dim=1), state)  # (B, T, H), (B, T, S)
