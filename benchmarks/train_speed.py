@@ -11,8 +11,10 @@ spread), peak RSS, parameter count, torch version, threads and device.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import statistics
+import sys
 import time
 
 import torch
@@ -30,6 +32,9 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2, help="torch intra-op threads")
     parser.add_argument("--device", default="cpu", help="cpu, cuda or auto")
     parser.add_argument("--precision", default="32", choices=["32", "bf16-mixed", "16-mixed"])
+    parser.add_argument("--profile", action="store_true",
+                        help="also run the measured steps under torch.profiler and print its table of the costliest "
+                             "operators (by input shape) to stderr; the figures are then the profiled ones")
     parser.add_argument("overrides", nargs="*", help="Hydra overrides, as for train.py")
     args = parser.parse_args()
 
@@ -54,7 +59,10 @@ def main() -> None:
 
     durations, tokens, sentences = [], [], []
     stream = batches()
+    profiler = torch.profiler.profile(record_shapes=True) if args.profile else contextlib.nullcontext()
     for step in range(args.warmup + args.steps):
+        if step == args.warmup:
+            profiler.__enter__()
         batch = next(stream)
         num_tokens, num_sentences = batch.num_tgt_tokens, len(batch)
         batch = move_data_to_device(batch, device)
@@ -76,6 +84,10 @@ def main() -> None:
             tokens.append(num_tokens)
             sentences.append(num_sentences)
 
+    profiler.__exit__(None, None, None)
+    if args.profile:
+        table = profiler.key_averages(group_by_input_shape=True).table(sort_by="self_cpu_time_total", row_limit=25)
+        print(table, file=sys.stderr)
     blocks = range(0, args.steps - args.block + 1, args.block)
     token_rates = [sum(tokens[i:i + args.block]) / sum(durations[i:i + args.block]) for i in blocks]
     sentence_rates = [sum(sentences[i:i + args.block]) / sum(durations[i:i + args.block]) for i in blocks]

@@ -117,9 +117,9 @@ class StoredSplit:
         src_lengths = self.src_ids.lengths().astype(np.int32)
         return np.maximum(src_lengths, self.tgt_ids.lengths().astype(np.int32) + 1, out=src_lengths)  # (N,)
 
-    def decoder_lengths(self) -> np.ndarray:
-        """The decoder's steps for each example: ``tgt_in`` is the target and a start token."""
-        return self.tgt_ids.lengths().astype(np.int32) + 1  # (N,)
+    def source_and_decoder_lengths(self) -> np.ndarray:
+        """Each example's source length, and the decoder's steps (``tgt_in`` is the target and a start token)."""
+        return np.stack([self.src_ids.lengths(), self.tgt_ids.lengths() + 1]).astype(np.int32)  # (2, N)
 
     def __getstate__(self) -> dict[str, Any]:
         return {"directory": str(self.directory)}  # the receiving process maps the same files

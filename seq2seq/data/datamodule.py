@@ -259,7 +259,7 @@ class TranslationDataModule(L.LightningDataModule):
                 )
         split = self.train_split()
         sampler = BucketBatchSampler(
-            split.bucket_lengths(), tie_lengths=split.decoder_lengths(),
+            split.bucket_lengths(), tie_lengths=split.source_and_decoder_lengths(),
             max_tokens=self.max_tokens,
             batch_size=self.batch_size,
             shuffle=True,

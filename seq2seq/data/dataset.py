@@ -43,9 +43,9 @@ class EncodedSplit:
         """Padded length of each example in a batch: ``tgt_in``/``tgt_out`` are one longer than the target."""
         return [max(len(src), len(tgt) + 1) for src, tgt in zip(self.src_ids, self.tgt_ids)]
 
-    def decoder_lengths(self) -> list[int]:
-        """The decoder's steps for each example: ``tgt_in`` is the target and a start token."""
-        return [len(tgt) + 1 for tgt in self.tgt_ids]
+    def source_and_decoder_lengths(self) -> list[list[int]]:
+        """Each example's source length, and the decoder's steps (``tgt_in`` is the target and a start token)."""
+        return [[len(src) for src in self.src_ids], [len(tgt) + 1 for tgt in self.tgt_ids]]
 
 
 class TranslationDataset(Dataset[Example]):

@@ -2,12 +2,13 @@
 
 How batches are formed, every epoch:
 
-1. Sort all examples by length, then those of equal length by ``tie_lengths`` when given (the training
-   loader gives the decoder's lengths: the input-feeding decoder runs one step per position up to the
-   batch's longest target, so a batch of equal padded lengths whose targets are also alike runs fewer
-   steps -- 11% fewer on a short-sequence task whose sources are longer than its targets). Remaining
-   ties are broken by a random permutation drawn from ``seed + epoch`` (or by index when
-   ``shuffle=False``), so which examples share a batch changes between epochs.
+1. Sort all examples by length, then those of equal length by ``tie_lengths`` when given. The training
+   loader gives the source lengths, then the decoder's: a batch whose sources all have one length needs no
+   packing (the encoder then runs PyTorch's fused kernel; 74% of Multi30k's batches), and the input-feeding
+   decoder runs one step per position up to the batch's longest target, so alike targets mean fewer steps
+   (11% fewer on a short-sequence task whose sources are longer than its targets). Remaining ties are
+   broken by a random permutation drawn from ``seed + epoch`` (or by index when ``shuffle=False``), so
+   which examples share a batch changes between epochs.
 2. Cut the sorted list into batches greedily: a batch grows while ``max length × sentences`` stays within
    ``max_tokens`` and its size within ``batch_size``. Since lengths are sorted, the *sequence* of lengths
    is the same every epoch, so the batch boundaries — and ``len(sampler)`` — never change.
@@ -41,8 +42,8 @@ class BucketBatchSampler(Sampler[list[int]]):
 
     Args:
         lengths: the padded length each example contributes, e.g. ``max(len(src), len(tgt) + 1)``.
-        tie_lengths: a second length that orders examples of equal ``lengths`` (e.g. the decoder's); None:
-            only the random tie-breaking.
+        tie_lengths: rows of further lengths, (K, N), that order examples of equal ``lengths``, the first
+            row first (e.g. source lengths, then the decoder's); None: only the random tie-breaking.
         max_tokens: budget on ``max(lengths in batch) × batch size``; ``None`` for no budget.
         batch_size: maximum sentences per batch; ``None`` for no limit. At least one limit is required.
         shuffle: random tie-breaking and batch order from ``seed + epoch``; ``False`` for a fixed order
@@ -57,7 +58,7 @@ class BucketBatchSampler(Sampler[list[int]]):
         self,
         lengths: Sequence[int],
         *,
-        tie_lengths: Sequence[int] | None = None,
+        tie_lengths: Sequence[Sequence[int]] | None = None,
         max_tokens: int | None,
         batch_size: int | None,
         shuffle: bool,
@@ -90,9 +91,9 @@ class BucketBatchSampler(Sampler[list[int]]):
                 f"example {index} has length {self.lengths[index]} > max_tokens={max_tokens}: it cannot fit in any "
                 f"batch; raise data.max_tokens or drop long examples with data.max_src_length/data.max_tgt_length"
             )
-        self.tie_lengths = None if tie_lengths is None else np.asarray(tie_lengths, dtype=np.int32)  # (N,)
-        if self.tie_lengths is not None and self.tie_lengths.shape != self.lengths.shape:
-            raise ValueError(f"tie_lengths has {len(self.tie_lengths)} entries for {len(self.lengths)} examples")
+        self.tie_lengths = None if tie_lengths is None else np.asarray(tie_lengths, dtype=np.int32)  # (K, N)
+        if self.tie_lengths is not None and (self.tie_lengths.ndim != 2 or self.tie_lengths.shape[1] != len(self.lengths)):
+            raise ValueError(f"tie_lengths must be rows of {len(self.lengths)} lengths, got shape {self.tie_lengths.shape}")
         self.max_tokens = max_tokens
         self.batch_size = batch_size
         self.shuffle = shuffle
@@ -166,8 +167,9 @@ class BucketBatchSampler(Sampler[list[int]]):
             tie_order = np.arange(len(self.lengths), dtype=np.int32)
         if self.tie_lengths is None:
             order = tie_order[np.argsort(self.lengths[tie_order], kind="stable")]  # stable: ties keep tie_order
-        else:  # by length, then tie length; lexsort is stable, so full ties keep tie_order
-            order = tie_order[np.lexsort((self.tie_lengths[tie_order], self.lengths[tie_order]))]
+        else:  # by length, then the tie lengths row by row; lexsort (last key first) is stable: full ties keep tie_order
+            keys = [row[tie_order] for row in self.tie_lengths[::-1]]
+            order = tie_order[np.lexsort((*keys, self.lengths[tie_order]))]
         del tie_order
         batches = np.split(order, np.cumsum(self._batch_sizes)[:-1])
         if self.shuffle:

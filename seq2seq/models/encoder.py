@@ -114,12 +114,19 @@ class Encoder(nn.Module):
         cpu_lengths = check_lengths(lengths, batch_size, max_length)
 
         embedded = self.dropout(self.embedding(src))  # (B, S, E)
-        # enforce_sorted=False: PyTorch sorts by length internally and un-sorts both the unpacked
-        # output and h_n, so everything below is in the caller's batch order.
-        packed = pack_padded_sequence(embedded, cpu_lengths, batch_first=True, enforce_sorted=False)
-        packed_outputs, final = self.rnn(packed)
-        # total_length keeps S fixed, whatever the batch's longest sentence; padded steps come back as 0.
-        outputs, _ = pad_packed_sequence(packed_outputs, batch_first=True, total_length=max_length)  # (B, S, D*H)
+        if bool((cpu_lengths == max_length).all()):
+            # No padding: the plain call is the packed one's result (the backward direction starts at each
+            # sentence's true end, which is S), and on the CPU it runs the fused oneDNN kernel, whose backward
+            # is linear in S; the packed path's backward narrows its input projection step by step, zero-filling
+            # and adding a whole (tokens, G*H) gradient per step.
+            outputs, final = self.rnn(embedded)  # (B, S, D*H)
+        else:
+            # enforce_sorted=False: PyTorch sorts by length internally and un-sorts both the unpacked
+            # output and h_n, so everything below is in the caller's batch order.
+            packed = pack_padded_sequence(embedded, cpu_lengths, batch_first=True, enforce_sorted=False)
+            packed_outputs, final = self.rnn(packed)
+            # total_length keeps S fixed, whatever the batch's longest sentence; padded steps come back as 0.
+            outputs, _ = pad_packed_sequence(packed_outputs, batch_first=True, total_length=max_length)  # (B, S, D*H)
 
         # h_n is laid out (L*D, B, H) with layer-major order: index 0 is layer 0 forward, 1 is layer 0
         # backward, 2 is layer 1 forward, ... so view(L, D, B, H) separates layer from direction

@@ -38,6 +38,15 @@ def test_train_speed_prints_its_figures(tmp_path):
     assert report["threads"] == 1 and report["device"] == "cpu"
 
 
+def test_train_speed_profile_prints_the_costliest_operators(tmp_path):
+    result = subprocess.run([sys.executable, str(REPO / "benchmarks" / "train_speed.py"), "--threads", "1",
+                             "--steps", "2", "--warmup", "1", "--block", "1", "--profile", *data_overrides(tmp_path)],
+                            capture_output=True, text=True, timeout=300, cwd=REPO)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert json.loads(result.stdout.strip().splitlines()[-1])["steps"] == 2
+    assert "Self CPU" in result.stderr and "aten::addmm" in result.stderr and "Input Shapes" in result.stderr
+
+
 def test_decode_speed_uses_the_checkpoints_model_whatever_the_overrides(tmp_path):
     train(compose_train(tiny_overrides(tmp_path) + ["trainer.max_epochs=1", "test_after_training=false"]))
     checkpoint = tmp_path / "run" / "checkpoints" / "last.ckpt"

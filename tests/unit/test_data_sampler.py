@@ -62,7 +62,7 @@ def test_equal_lengths_are_ordered_by_the_tie_length_so_batches_run_fewer_decode
         return sum(max(targets[i] for i in batch) for batch in batches) / len(batches)
 
     plain = make(lengths, max_tokens=None, batch_size=32)
-    tied = make(lengths, tie_lengths=targets, max_tokens=None, batch_size=32)
+    tied = make(lengths, tie_lengths=[targets], max_tokens=None, batch_size=32)
     assert len(tied) == len(plain)  # the same cut: only which examples share a batch changes
     for batch in tied:
         assert max(lengths[i] for i in batch) - min(lengths[i] for i in batch) <= 1
@@ -71,8 +71,19 @@ def test_equal_lengths_are_ordered_by_the_tie_length_so_batches_run_fewer_decode
         indices = sorted(i for batch in epoch_batches(tied, epoch) for i in batch)
         assert indices == list(range(len(lengths)))
     assert epoch_batches(tied, 0) != epoch_batches(tied, 1)  # full ties still broken at random, per epoch
-    with pytest.raises(ValueError, match="tie_lengths has 3 entries for 2000 examples"):
-        make(lengths, tie_lengths=[1, 2, 3], max_tokens=None, batch_size=32)
+    with pytest.raises(ValueError, match=r"tie_lengths must be rows of 2000 lengths, got shape \(1, 3\)"):
+        make(lengths, tie_lengths=[[1, 2, 3]], max_tokens=None, batch_size=32)
+
+
+def test_tie_lengths_order_row_by_row():
+    rng = random.Random(2)
+    lengths = [rng.randint(5, 6) for _ in range(600)]
+    sources = [rng.randint(1, length) for length in lengths]
+    targets = [rng.randint(1, length) for length in lengths]
+    sampler = make(lengths, tie_lengths=[sources, targets], max_tokens=None, batch_size=600, shuffle=False)
+    (batch,) = list(sampler)
+    keys = [(lengths[i], sources[i], targets[i]) for i in batch]
+    assert keys == sorted(keys)  # by length, then source length, then target length
 
 
 def test_len_is_exact_and_stable_across_epochs():

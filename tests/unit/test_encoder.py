@@ -17,6 +17,7 @@ VOCAB, EMBED, HIDDEN, PAD = 11, 3, 4, 0
 LENGTH_CASES = {
     "longest-padded": ([3, 1, 5, 3, 2], 6),
     "longest-is-S": ([4, 1, 5, 5, 2], 5),
+    "no-padding": ([5, 5, 5], 5),  # the plain (unpacked) call
 }
 
 
@@ -85,7 +86,7 @@ def test_shapes_follow_the_padded_input_not_the_longest_sentence(rnn_type, num_l
         assert state.shape == (num_layers, num_directions, batch_size, HIDDEN)
 
 
-@pytest.mark.parametrize("case", LENGTH_CASES, ids=list(LENGTH_CASES))
+@pytest.mark.parametrize("case", [case for case in LENGTH_CASES if case != "no-padding"])
 @pytest.mark.parametrize("rnn_type", ["lstm", "gru"])
 def test_padding_is_exactly_zero_and_mask_matches_lengths(rnn_type, case):
     lengths, max_length = LENGTH_CASES[case]
@@ -195,3 +196,23 @@ def test_lengths_of_the_wrong_shape_raise():
 def test_unknown_rnn_type_raises():
     with pytest.raises(ValueError, match="rnn_type"):
         Encoder(VOCAB, EMBED, HIDDEN, rnn_type="transformer")
+
+
+@pytest.mark.parametrize("rnn_type", ["lstm", "gru"])
+def test_a_batch_without_padding_skips_packing_with_the_packed_calls_values_and_gradients(rnn_type):
+    from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+
+    src, lengths = make_batch([4, 4, 4], 4)
+    plain_encoder, packed_encoder = make_encoder(rnn_type, 2, True), make_encoder(rnn_type, 2, True)
+    encoded = plain_encoder(src, lengths)
+    packed = pack_padded_sequence(packed_encoder.embedding(src), lengths, batch_first=True, enforce_sorted=False)
+    packed_outputs, packed_final = packed_encoder.rnn(packed)
+    outputs, _ = pad_packed_sequence(packed_outputs, batch_first=True)
+    finals = [state.view(2, 2, 3, HIDDEN) for state in as_tuple(packed_final)]
+    torch.testing.assert_close(encoded.outputs, outputs, rtol=0, atol=1e-12)
+    for got, expected in zip(as_tuple(encoded.final), finals, strict=True):
+        torch.testing.assert_close(got, expected, rtol=0, atol=1e-12)
+    (encoded.outputs.sum() + sum(state.sum() for state in as_tuple(encoded.final))).backward()
+    (outputs.sum() + sum(state.sum() for state in finals)).backward()
+    for a, b in zip(plain_encoder.parameters(), packed_encoder.parameters(), strict=True):
+        torch.testing.assert_close(a.grad, b.grad, rtol=0, atol=1e-10)
