@@ -2,9 +2,9 @@
 
 import pytest
 import torch
-from torch.utils._python_dispatch import TorchDispatchMode
 
 from seq2seq.models.shared_weight import SharedWeight, shared_linear
+from tests.helpers.count_ops import CountResults
 
 pytestmark = pytest.mark.usefixtures("single_thread")
 
@@ -57,18 +57,7 @@ def test_steps_the_loss_does_not_reach_add_nothing():
     torch.testing.assert_close(got, expected, rtol=0, atol=1e-12)
 
 
-class CountProducts(TorchDispatchMode):
-    """Counts the matrix products whose result has a given shape."""
-
-    def __init__(self, shape):
-        super().__init__()
-        self.shape, self.count = tuple(shape), 0
-
-    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-        result = func(*args, **(kwargs or {}))
-        if func in (torch.ops.aten.mm.default, torch.ops.aten.addmm.default) and tuple(result.shape) == self.shape:
-            self.count += 1
-        return result
+PRODUCTS = (torch.ops.aten.mm.default, torch.ops.aten.addmm.default)
 
 
 def test_the_weight_gradient_is_one_product_for_the_whole_sequence():
@@ -77,11 +66,11 @@ def test_the_weight_gradient_is_one_product_for_the_whole_sequence():
     weight = torch.randn(H, X + H, requires_grad=True)
     shared = SharedWeight()
     outputs = recurrence(lambda x, w, a: shared_linear(x, w, a, shared), x_steps, torch.zeros(B, H), weight, [None] * T)
-    with CountProducts(weight.shape) as counter:
+    with CountResults(weight.shape, PRODUCTS) as counter:
         outputs.sum().backward()
     assert counter.count == 1  # autograd's own way computes T of them and adds them up
     plain_outputs = recurrence(plain, x_steps, torch.zeros(B, H), weight, [None] * T)
-    with CountProducts(weight.T.shape) as plain_counter, CountProducts(weight.shape) as plain_counter_t:
+    with CountResults(weight.T.shape, PRODUCTS) as plain_counter, CountResults(weight.shape, PRODUCTS) as plain_counter_t:
         plain_outputs.sum().backward()
     assert plain_counter.count + plain_counter_t.count == T
 

@@ -98,26 +98,14 @@ def test_input_feeding_decoder_equals_the_plain_per_step_module_loop_in_fp32(rnn
 
 def test_the_input_feeding_backward_handles_the_projected_embeddings_once_not_once_per_step():
     """Slicing projected[:, t] per step made backward zero-fill and add up T copies of the (B, T, 4H) tensor."""
-    from torch.utils._python_dispatch import TorchDispatchMode
-
     from seq2seq.models import Seq2Seq
-
-    class CountFullSize(TorchDispatchMode):
-        def __init__(self, shape):
-            super().__init__()
-            self.shape, self.count = tuple(shape), 0
-
-        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-            result = func(*args, **(kwargs or {}))
-            if isinstance(result, torch.Tensor) and tuple(result.shape) == self.shape:
-                self.count += 1
-            return result
+    from tests.helpers.count_ops import CountResults
 
     torch.manual_seed(0)
     B, T, H = 3, 9, 6
     model = Seq2Seq(11, 13, src_embedding_dim=4, tgt_embedding_dim=5, hidden_size=H, decoder_num_layers=2,
                     input_feeding=True)
     outputs = model.decode(torch.randint(1, 11, (B, 4)), torch.tensor([4, 2, 3]), torch.randint(1, 13, (B, T)))
-    with CountFullSize((B, T, 4 * H)) as counter:
+    with CountResults((B, T, 4 * H)) as counter:
         outputs.outputs.sum().backward()
     assert counter.count <= 2  # the step gradients stacked once (T + 1 or more if sliced per step)
