@@ -103,6 +103,10 @@ class OptimConfig:
     weight_decay: float = 0.0
     betas: List[float] = field(default_factory=lambda: [0.9, 0.999])
     label_smoothing: float = 0.0
+    # What a batch's summed loss is divided by before backward: "tokens" (its target tokens: every batch weighs the
+    # same) or "sentences" (its sentences, as OpenNMT-py's default: every target token weighs the same, so a batch
+    # of long targets weighs more than one of short targets). The logged train/loss is per token either way.
+    loss_normalization: str = "tokens"
     scheduler: str = "none"  # none | plateau | inverse_sqrt | cosine
     warmup_steps: int = 0  # inverse_sqrt and cosine
     plateau_factor: float = 0.5

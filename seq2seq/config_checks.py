@@ -23,6 +23,7 @@ TOKENIZER_KINDS = ("word", "char", "bpe")
 DATA_NAMES = ("numbers", "multi30k", "text")
 OPTIMIZERS = ("adam", "adamw")
 SCHEDULERS = ("none", "plateau", "inverse_sqrt", "cosine")
+LOSS_NORMALIZATIONS = ("tokens", "sentences")
 RESUME_MODES = ("never", "auto")
 SAMPLING_METHODS = ("none", "topk", "topp")  # decode.sampling (seq2seq/inference/sampling.py)
 
@@ -120,6 +121,7 @@ def check_data(data: DictConfig, key: str = "data") -> None:
 def check_optim(optim: DictConfig, key: str = "optim") -> None:
     _one_of(optim.optimizer, OPTIMIZERS, f"{key}.optimizer")
     _one_of(optim.scheduler, SCHEDULERS, f"{key}.scheduler")
+    _one_of(optim.loss_normalization, LOSS_NORMALIZATIONS, f"{key}.loss_normalization")
     _require(optim.lr > 0, f"{key}.lr", f"must be positive, got {optim.lr}")
     _require(optim.weight_decay >= 0, f"{key}.weight_decay", f"must be >= 0, got {optim.weight_decay}")
     _require(0.0 <= optim.label_smoothing < 1.0, f"{key}.label_smoothing", f"must be in [0, 1), got {optim.label_smoothing}")

@@ -94,7 +94,11 @@ class TranslationModule(L.LightningModule):
 
     def training_step(self, batch: Batch, batch_idx: int) -> Optional[Tensor]:
         loss_sum, num_tokens = self.loss(batch)
-        loss = loss_sum / num_tokens  # averaged per target token
+        loss = loss_sum / num_tokens  # averaged per target token: what is logged
+        if self.hparams.optim.get("loss_normalization", "tokens") == "sentences":
+            objective = loss_sum / len(batch)  # every target token of the run weighs the same (OpenNMT-py's default)
+        else:
+            objective = loss  # every batch weighs the same
         if self._is_nonfinite(loss, batch_idx):
             # Skip the update: with one process Lightning skips backward and step for None; DDP needs every rank
             # to run backward, so there a zero loss over all parameters, whose gradients are then dropped.
@@ -104,7 +108,7 @@ class TranslationModule(L.LightningModule):
             return sum(parameter.sum() for parameter in self.parameters() if parameter.requires_grad) * 0.0
         self.log("train/loss", loss, prog_bar=True, batch_size=len(batch))
         self.log("train/ppl", torch.exp(loss.detach()), batch_size=len(batch))
-        return loss
+        return objective
 
     def _is_nonfinite(self, loss: Tensor, batch_idx: int) -> bool:
         """Whether this batch's loss is NaN or infinite (on any rank: all ranks skip together), warning and counting
