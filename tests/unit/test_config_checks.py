@@ -17,6 +17,7 @@ IMPOSSIBLE = [
     ("model.dropout=1.0", "model.dropout", "[0, 1)"),
     ("model.hidden_size=0", "model.hidden_size", "must be positive"),
     ("optim.label_smoothing=1.5", "optim.label_smoothing", "[0, 1)"),
+    ("optim.loss_normalization=words", "optim.loss_normalization", "['tokens', 'sentences']"),
     ("optim.max_nonfinite_in_a_row=0", "optim.max_nonfinite_in_a_row", "at least 1"),
     ("checkpoint_every_n_steps=0", "checkpoint_every_n_steps", "positive"),
     ("monitor_mode=up", "monitor_mode", "['min', 'max']"),
