@@ -35,13 +35,15 @@ def test_loss_on_real_tokens_equals_full_logits_with_ignore_index(input_feeding,
     torch.testing.assert_close(loss_sum, plain, atol=1e-10, rtol=1e-10)
 
 
-@pytest.mark.parametrize("normalization", ["tokens", "sentences"])
+@pytest.mark.parametrize("normalization", ["tokens", "sentences", None])
 def test_the_loss_is_divided_by_tokens_or_sentences_and_logged_per_token(monkeypatch, normalization):
     # "sentences" (OpenNMT-py's default) weighs every target token of the run the same: a batch of long targets
-    # counts more than one of short targets. "tokens" weighs every batch the same. train/loss is per token in both.
+    # counts more than one of short targets. "tokens" weighs every batch the same; None: an older checkpoint's
+    # hyperparameters, without the key, divide by tokens. train/loss is per token in every case.
     torch.manual_seed(0)
     module = make_module(True, 0.0)
-    module.hparams.optim = {**OPTIM, "loss_normalization": normalization}
+    if normalization is not None:
+        module.hparams.optim = {**OPTIM, "loss_normalization": normalization}
     module._trainer = SimpleNamespace(world_size=1)
     logged = {}
     monkeypatch.setattr(module, "log", lambda name, value, **kwargs: logged.__setitem__(name, float(torch.as_tensor(value).detach())))
@@ -54,15 +56,6 @@ def test_the_loss_is_divided_by_tokens_or_sentences_and_logged_per_token(monkeyp
     assert logged["train/loss"] == pytest.approx(float(loss_sum / 10))
     objective.backward()
     assert all(p.grad is not None for p in module.parameters() if p.requires_grad)
-
-
-def test_checkpoints_without_the_setting_divide_by_tokens(monkeypatch):
-    module = make_module(True, 0.0)  # OPTIM has no loss_normalization: hyperparameters of an older checkpoint
-    module._trainer = SimpleNamespace(world_size=1)
-    monkeypatch.setattr(module, "log", lambda *args, **kwargs: None)
-    batch = collate([(0, [4, 5, 6], [7, 8, 9, 10, 11]), (1, [5], [7, 8, 9])])
-    loss_sum, count = module.loss(batch)
-    torch.testing.assert_close(module.training_step(batch, 0), loss_sum / count)
 
 
 def test_attached_tokenizer_must_match_the_vocabulary():
