@@ -43,7 +43,7 @@ class Service(ServeProcess):
 
     def __init__(self, args: argparse.Namespace, max_batch_size: int) -> None:
         log_path = Path(tempfile.mkdtemp(prefix="serve-load-")) / "serve.log"
-        overrides = [f"ckpt_path={Path(args.ckpt).resolve()}", "device=cpu", f"max_batch_size={max_batch_size}",
+        overrides = [f"ckpt_path={Path(args.ckpt).resolve()}", f"device={args.device}", f"max_batch_size={max_batch_size}",
                      f"batch_timeout={args.batch_timeout}", f"decode.beam_size={args.beam_size}",
                      f"hydra.run.dir={log_path.parent}", *([f"quantize={args.quantize}"] if args.quantize else [])]
         try:
@@ -126,6 +126,7 @@ def main() -> None:
     parser.add_argument("--batch-timeout", type=float, default=0.01)
     parser.add_argument("--threads", type=int, default=2, help="the server's intra-op threads")
     parser.add_argument("--quantize", default=None, help="int8: serve the int8 copy")
+    parser.add_argument("--device", default="cpu", help="the server's device: cpu, cuda, cuda:N")
     args = parser.parse_args()
 
     sentences = read_lines(Path(args.source))
@@ -154,6 +155,7 @@ def main() -> None:
         "batch_timeout": args.batch_timeout,
         "server_threads": args.threads,
         "quantize": args.quantize,
+        "device": args.device,
         **results,
         "speedup_sentences_per_sec": round(results["batched"]["sentences_per_sec"]
                                            / results["unbatched"]["sentences_per_sec"], 2),

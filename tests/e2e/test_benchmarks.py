@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
+import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -120,7 +123,7 @@ def test_serve_load_runs_both_modes_and_checks_every_answer(tmp_path):
     assert result.returncode == 0, result.stderr[-3000:]
     report = json.loads(result.stdout.strip().splitlines()[-1])
     assert report["benchmark"] == "serve_load" and report["all_answered_once"]
-    assert report["answers_differing_between_modes"] == 0
+    assert report["answers_differing_between_modes"] == 0 and report["device"] == "cpu"
     for mode, max_batch_size in (("batched", 32), ("unbatched", 1)):
         run = report[mode]
         assert run["answered"] == run["requests"] == 6 and run["exit_code"] == 0
@@ -172,3 +175,18 @@ def test_side_by_side_times_both_whole_loops_and_scores_both_outputs_alike(tmp_p
     basis = report["ratio_of"]  # side by side when the two logs overlapped in time, else the whole runs
     assert report["ours_over_opennmt_steps_per_s"] == pytest.approx(
         report["mean"]["ours"][basis]["mean"] / report["mean"]["opennmt"][basis]["mean"], rel=1e-2)
+
+
+@pytest.mark.skipif(shutil.which("nvidia-smi") is not None,
+                    reason="counts a CUDA benchmark's failure, which needs a machine without a GPU")
+def test_gpu_checks_runs_the_steps_named_and_counts_the_failed_ones(tmp_path):
+    """Without a GPU the CUDA tests skip (the step passes) and a CUDA benchmark fails: one failed step, exit 1."""
+    result = subprocess.run(["bash", str(REPO / "benchmarks" / "gpu_checks.sh"), str(tmp_path), str(tmp_path),
+                             str(tmp_path / "out")], capture_output=True, text=True, timeout=600,
+                            env={**os.environ, "ONLY": "pytest train_speed"})
+    assert result.returncode == 1, result.stderr[-3000:]
+    assert re.search(r"^== pytest: ok", result.stderr, re.M)
+    assert re.search(r"^== train_speed: FAILED", result.stderr, re.M)
+    assert "== smoke" not in result.stderr and "== decode_speed" not in result.stderr  # not named in ONLY
+    assert "skipped" in (tmp_path / "out" / "pytest.txt").read_text()
+    assert "torch" in (tmp_path / "out" / "gpu.txt").read_text()
