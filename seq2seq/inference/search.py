@@ -14,9 +14,10 @@ Beam search keeps K beams live per sentence (fairseq's bookkeeping; GNMT's lengt
   do not end in eos stay live (at most K of the 2K end in eos, one per beam, so there are always K).
 * each sentence keeps its K best finished hypotheses in a (B, K) pool of tensors. Tokens are not copied
   from step to step: per-step tokens and backpointers are kept and the n-best are backtracked at the end.
-* a sentence is done when its pool is full (with ``stop_early=False``: and no live hypothesis can still
-  beat the worst one in it), or at its maximum length, where its live hypotheses join the pool. Done
-  sentences leave the batch: they cost nothing more and cannot touch the others' results.
+* a sentence is done when its pool is full and its best live hypothesis, scored at the current length, is
+  not ahead of its best finished one (with ``stop_early=False``: when no live hypothesis can still beat the
+  worst finished one, however long it grows), or at its maximum length, where its live hypotheses join the
+  pool. Done sentences leave the batch: they cost nothing more and cannot touch the others' results.
 
 ``model`` is a :class:`~seq2seq.models.Seq2Seq` or anything with its ``encode``, ``decoder.step`` and
 ``output_layer``, or anything with ``encode`` and ``step_log_probs`` (an
@@ -241,12 +242,15 @@ def beam_search(
 ) -> Hypotheses:
     """Beam search with GNMT's length penalty ``alpha = length_penalty`` (0: none); see the module docstring.
 
-    ``stop_early=True`` (as fairseq) ends a sentence once it has ``beam_size`` finished hypotheses (OpenNMT-py
-    instead ends it when the step's best candidate ends; the two compared in benchmarks/README.md, "Before and
-    after, 2000 steps"); ``beam_size=1`` then gives exactly greedy search's tokens. ``stop_early=False`` goes on
-    while a live hypothesis could still beat the worst finished one (its log-prob can only fall, and its
-    length penalty grows at most to the maximum length's): slower, never worse, and with ``alpha > 0``
-    and ``beam_size=1`` no longer greedy search.
+    ``stop_early=True`` ends a sentence once it has ``beam_size`` finished hypotheses and its best live one,
+    scored at the current length, is not ahead of the best finished one. A full pool alone (fairseq's rule)
+    can end the search while the best hypothesis is still live, when weak ones happen to end first: on a
+    short-sequence task it returned outputs the model scored at log-prob -5.4 where greedy search's scored
+    -0.01 (benchmarks/README.md, "The search's stopping rule"). Without a length penalty the returned best
+    is then the best the beams can reach (a live log-prob only falls); ``beam_size=1`` gives exactly greedy
+    search's tokens, with or without one. ``stop_early=False`` goes on while a live hypothesis could still beat
+    the worst finished one (its log-prob can only fall, and its length penalty grows at most to the maximum
+    length's): slower, never worse, and with ``alpha > 0`` and ``beam_size=1`` no longer greedy search.
 
     Shapes: src (B, S), src_lengths (B,). Returned scores are length-normalised log-probs.
     """
@@ -313,8 +317,10 @@ def beam_search(
 
         worst = pool.scores[alive, -1]  # (A,) -inf while the pool is not full
         done = worst > NEG_INF
-        if not stop_early:
-            done &= worst >= live[:, 0] / max_penalties[alive]  # live is sorted: column 0 is the best
+        if stop_early:  # ... and no live hypothesis is ahead of the best finished one at this length
+            done &= pool.scores[alive, 0] >= live[:, 0] / penalty  # both sorted: column 0 is the best
+        else:  # ... and none could still overtake the worst finished one, however long it grows
+            done &= worst >= live[:, 0] / max_penalties[alive]
         done |= at_limit
         rows = (torch.arange(num_alive, device=device) * k).unsqueeze(1) + origins  # (A, K) rows that go on
         if done.any():  # the one host sync of a step

@@ -142,6 +142,7 @@ if "{name}" == "onmt_train":
         at = (start + datetime.timedelta(seconds=step / 4)).strftime("%Y-%m-%d %H:%M:%S,%f")[:-3]
         print(f"[{{at}} INFO] Step {{step}}/{{steps:>5}}; acc: 50.0; ppl: 2.0", file=sys.stderr)
     open(args["-save_model"] + f"_step_{{steps}}.pt", "w").write("weights")
+    open(args["-save_model"] + ".args", "w").write(" ".join(sys.argv[1:]))
 elif "{name}" == "onmt_translate":  # "translates" by copying the source characters
     assert args["-beam_size"] == "5" and args["-length_penalty"] == "none"
     open(args["-output"], "w").write(open(args["-src"]).read())
@@ -157,7 +158,7 @@ def test_side_by_side_times_both_whole_loops_and_scores_both_outputs_alike(tmp_p
     result = subprocess.run(
         [sys.executable, str(REPO / "benchmarks" / "side_by_side.py"), "--onmt", str(onmt), "--task", "short",
          "--task-size", "600", "20", "30", "--steps", "50", "--from-step", "25", "--seeds", "3",
-         "--output-dir", str(tmp_path / "out"), "model.hidden_size=16", "model.encoder_hidden_size=8",
+         "--output-dir", str(tmp_path / "out"), "--onmt-option", "bucket_size=123", "model.hidden_size=16", "model.encoder_hidden_size=8",
          "model.src_embedding_dim=8", "model.tgt_embedding_dim=8", "data.batch_size=16"],
         capture_output=True, text=True, timeout=300, cwd=REPO)
     assert result.returncode == 0, result.stderr[-3000:]
@@ -165,6 +166,8 @@ def test_side_by_side_times_both_whole_loops_and_scores_both_outputs_alike(tmp_p
     ours, onmt_run = report["runs"][0]["ours"], report["runs"][0]["opennmt"]
     assert read_checkpoint(Path(ours["checkpoint"])).global_step == 50  # train.py itself ran the 50 steps
     assert onmt_run["steps_per_s_whole_run"] == 4.0  # read back from the log lines' times
+    assert " -bucket_size 123" in (tmp_path / "out" / "seed3" / "onmt" / "model.args").read_text()
+    assert report["onmt_options"] == ["bucket_size=123"]
     assert ours["steps_per_s_whole_run"] > 0
     references = (tmp_path / "out" / "task" / "test.tgt").read_text(encoding="utf-8").splitlines()
     copies = (tmp_path / "out" / "task" / "test.chars").read_text(encoding="utf-8").splitlines()

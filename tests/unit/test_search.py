@@ -250,6 +250,29 @@ def test_nbest_is_sorted_distinct_and_sized(config):
         assert len({tuple(tokens) for tokens, _ in nbest}) == 3
 
 
+# "A B C eos" = 0.7 * 0.99^3 = 0.679 is the best, and greedy's. With 2 beams, "J eos" (0.3) finishes at step 2 and
+# "A B eos" (0.0069) at step 3, filling the pool while "A B C" (0.686) is still live and far ahead.
+A1, B1, C1, J1 = 4, 5, 6, 7
+JUNK_FINISHES_FIRST = {BOS_ID: {A1: 0.7, J1: 0.3}, J1: {EOS_ID: 1.0}, A1: {B1: 0.99, EOS_ID: 0.01},
+                       B1: {C1: 0.99, EOS_ID: 0.01}, C1: {EOS_ID: 0.99, J1: 0.01}}
+
+
+@pytest.mark.parametrize("length_penalty", [0.0, 0.6])
+def test_a_full_pool_does_not_end_the_search_while_a_live_hypothesis_is_ahead(length_penalty):
+    """Ending a sentence as soon as K hypotheses have finished (fairseq's rule) would return "J" here, worse than
+    greedy search; the search goes on while its best live hypothesis is ahead of the best finished one."""
+    src, lengths = make_batch([3, 2])
+    greedy = greedy_search(BigramModel(JUNK_FINISHES_FIRST), src, lengths)
+    assert greedy.tokens == [[A1, B1, C1]] * 2
+    model = BigramModel(JUNK_FINISHES_FIRST)
+    beam = beam_search(model, src, lengths, beam_size=2, n_best=2, length_penalty=length_penalty)
+    assert beam.tokens == [[A1, B1, C1]] * 2
+    penalty = ((5 + 4) / 6) ** length_penalty  # "A B C eos" has length 4
+    assert beam.scores == pytest.approx([math.log(0.7 * 0.99**3) / penalty] * 2, abs=1e-4)
+    assert [[tokens for tokens, _ in nbest] for nbest in beam.nbest] == [[[A1, B1, C1], [J1]]] * 2
+    assert len(model.step_rows) == 4  # and it ends at the step where "A B C eos" finishes
+
+
 @pytest.mark.parametrize("config", MODELS, ids=MODEL_IDS)
 def test_waiting_for_better_hypotheses_is_never_worse(config):
     model = make_model(*config)
