@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The checks to run whenever a GPU machine is at hand, in one go (about 5 minutes on an H100/H200):
+# The checks to run whenever a GPU machine is at hand, in one go (about 4 minutes on an H200):
 #
 #     bash benchmarks/gpu_checks.sh MULTI30K_DIR MULTI30K_TOK_DIR OUT_DIR
 #

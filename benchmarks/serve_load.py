@@ -43,8 +43,8 @@ class Service(ServeProcess):
 
     def __init__(self, args: argparse.Namespace, max_batch_size: int) -> None:
         log_path = Path(tempfile.mkdtemp(prefix="serve-load-")) / "serve.log"
-        overrides = [f"ckpt_path={Path(args.ckpt).resolve()}", f"device={args.device}", f"max_batch_size={max_batch_size}",
-                     f"batch_timeout={args.batch_timeout}", f"decode.beam_size={args.beam_size}",
+        overrides = [f"ckpt_path={Path(args.ckpt).resolve()}", f"device={args.device}",
+                     f"max_batch_size={max_batch_size}", f"batch_timeout={args.batch_timeout}", f"decode.beam_size={args.beam_size}",
                      f"hydra.run.dir={log_path.parent}", *([f"quantize={args.quantize}"] if args.quantize else [])]
         try:
             super().__init__(overrides, log_path, env={**os.environ, "OMP_NUM_THREADS": str(args.threads)})

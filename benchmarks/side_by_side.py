@@ -73,14 +73,12 @@ def main() -> None:
     parser.add_argument("--multi30k-tok", type=Path, default=REPO.parent / "shared" / "data" / "multi30k-tok")
     parser.add_argument("--output-dir", type=Path, default=None,
                         help="where runs are kept (default: /tmp/seq2seq-side-by-side/<time>)")
-    parser.add_argument("--onmt-option", action="append", default=[], metavar="KEY=VALUE",
+    parser.add_argument("--onmt-option", action="append", default=[], type=onmt_option, metavar="KEY=VALUE",
                         help="an extra onmt_train option, e.g. bucket_size=14000 (repeatable; an ablation on its side)")
     parser.add_argument("overrides", nargs="*", help="extra Hydra overrides for train.py (an ablation)")
     args = parser.parse_args()
     if os.cpu_count() < 2:
         parser.error("side by side needs two cores")
-    if any("=" not in option for option in args.onmt_option):
-        parser.error(f"--onmt-option: KEY=VALUE, got {[o for o in args.onmt_option if '=' not in o]}")
     out = args.output_dir or Path("/tmp/seq2seq-side-by-side") / time.strftime("%Y-%m-%d_%H-%M-%S")
     out.mkdir(parents=True, exist_ok=True)
     task = TASKS[args.task]
@@ -101,9 +99,17 @@ def main() -> None:
     basis = "steps_per_s" if "steps_per_s" in summary["ours"] else "steps_per_s_whole_run"
     ratio = summary["ours"][basis]["mean"] / summary["opennmt"][basis]["mean"]
     print(json.dumps({"task": args.task, "steps": args.steps, "speed_from_step": args.from_step,
-                      "overrides": args.overrides, "onmt_options": args.onmt_option, "runs": runs, "mean": summary,
+                      "overrides": args.overrides, "onmt_options": [f"{key}={value}" for key, value in args.onmt_option], "runs": runs, "mean": summary,
                       "ours_over_opennmt_steps_per_s": round(ratio, 3), "ratio_of": basis, "output_dir": str(out),
                       "machine": machine()}, indent=2))
+
+
+def onmt_option(text: str) -> tuple[str, str]:
+    """``--onmt-option KEY=VALUE`` -> (KEY, VALUE), passed to onmt_train as ``-KEY VALUE``."""
+    key, equals, value = text.partition("=")
+    if not key or not equals:
+        raise argparse.ArgumentTypeError(f"KEY=VALUE, got {text!r}")
+    return key, value
 
 
 # ------------------------------------------------------------------------------------------------ data
@@ -159,7 +165,7 @@ def run_trainers(args, task: dict, data: Path, run_dir: Path, seed: int, stand_i
     onmt_cmd = ["taskset", "-c", "1", str(args.onmt / "onmt_train"), "-config", str(run_dir.parent / "onmt.yaml"),
                 "-train_steps", str(args.steps), "-seed", str(seed), "-save_checkpoint_steps", str(args.steps),
                 "-save_model", str(run_dir / "onmt" / "model"), "-report_every", "25",
-                *[part for option in args.onmt_option for part in ("-" + option.split("=", 1)[0], option.split("=", 1)[1])]]
+                *[part for key, value in args.onmt_option for part in (f"-{key}", value)]]
     (run_dir / "onmt").mkdir(exist_ok=True)
     with open(run_dir / "ours.out", "w") as ours_out, open(run_dir / "onmt" / "train.log", "w") as onmt_log:
         ours = subprocess.Popen(ours_cmd, cwd=REPO, env={**os.environ, "OMP_NUM_THREADS": "1"},

@@ -158,8 +158,8 @@ def test_side_by_side_times_both_whole_loops_and_scores_both_outputs_alike(tmp_p
     result = subprocess.run(
         [sys.executable, str(REPO / "benchmarks" / "side_by_side.py"), "--onmt", str(onmt), "--task", "short",
          "--task-size", "600", "20", "30", "--steps", "50", "--from-step", "25", "--seeds", "3",
-         "--output-dir", str(tmp_path / "out"), "--onmt-option", "bucket_size=123", "model.hidden_size=16", "model.encoder_hidden_size=8",
-         "model.src_embedding_dim=8", "model.tgt_embedding_dim=8", "data.batch_size=16"],
+         "--output-dir", str(tmp_path / "out"), "--onmt-option", "bucket_size=123", "model.hidden_size=16",
+         "model.encoder_hidden_size=8", "model.src_embedding_dim=8", "model.tgt_embedding_dim=8", "data.batch_size=16"],
         capture_output=True, text=True, timeout=300, cwd=REPO)
     assert result.returncode == 0, result.stderr[-3000:]
     report = json.loads(result.stdout)

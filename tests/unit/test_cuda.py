@@ -6,19 +6,14 @@ CPU result of the very same weights. Skipped without CUDA (CI has none); run on 
 ``python -m pytest -m gpu``. TF32 is switched off so that float32 means float32 on both devices.
 """
 
-from pathlib import Path
-
 import pytest
 import torch
 
 from seq2seq import Translator
-from seq2seq.models import Encoder
+from tests.unit.test_encoder import as_tuple, make_batch, make_encoder
+from tests.unit.test_translator_api import FIXTURE, NUMBERS
 
 pytestmark = [pytest.mark.gpu, pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")]
-
-FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "numbers_tiny_v1.ckpt"
-NUMBERS = ["zweiundvierzig", "elf", "dreihundertzwölf", "neunhundertneunundneunzig", "sieben", "hundertundeins",
-           "achtzehn", "sechshundertvierzig", "zweitausend", ""]
 
 
 @pytest.fixture(autouse=True)
@@ -29,22 +24,14 @@ def no_tf32():
     torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = previous
 
 
-def as_tuple(state):
-    return state if isinstance(state, tuple) else (state,)
-
-
 @pytest.mark.parametrize("lengths, max_length", [([3, 1, 5, 3, 2], 6), ([5, 5, 5], 5)], ids=["packed", "no-padding"])
 @pytest.mark.parametrize("rnn_type", ["lstm", "gru"])
 def test_the_encoder_on_cuda_gives_the_cpu_outputs_final_states_and_gradients(rnn_type, lengths, max_length):
-    torch.manual_seed(0)
-    # Training mode (cuDNN's RNN has no backward in eval mode); dropout 0, so nothing random.
-    cpu = Encoder(11, 3, 4, 2, rnn_type, True, 0.0, 0).train()
-    gpu = Encoder(11, 3, 4, 2, rnn_type, True, 0.0, 0).train()
+    # float32, in training mode (cuDNN's RNN has no backward in eval mode); dropout 0, so nothing random.
+    cpu = make_encoder(rnn_type, num_layers=2).float().train()
+    gpu = make_encoder(rnn_type, num_layers=2).float().train().cuda()
     gpu.load_state_dict(cpu.state_dict())
-    gpu.cuda()
-    lengths = torch.tensor(lengths)
-    src = torch.randint(1, 11, (len(lengths), max_length))  # (B, S)
-    src[torch.arange(max_length).unsqueeze(0) >= lengths.unsqueeze(1)] = 0
+    src, lengths = make_batch(lengths, max_length)  # (B, S), (B,)
 
     on_cpu, on_gpu = cpu(src, lengths), gpu(src.cuda(), lengths.cuda())
     torch.testing.assert_close(on_gpu.outputs.cpu(), on_cpu.outputs, atol=1e-5, rtol=1e-5)  # (B, S, D*H)
@@ -80,4 +67,5 @@ def test_the_translator_on_cuda_translates_and_scores_as_on_the_cpu(beam_size):
 def test_an_ensemble_on_cuda_decodes_as_on_the_cpu():
     cpu = Translator.from_checkpoint([FIXTURE, FIXTURE], device="cpu")
     gpu = Translator.from_checkpoint([FIXTURE, FIXTURE], device="cuda")
-    assert [t.text for t in gpu.translate(NUMBERS, beam_size=5)] == [t.text for t in cpu.translate(NUMBERS, beam_size=5)]
+    on_cpu, on_gpu = cpu.translate(NUMBERS, beam_size=5), gpu.translate(NUMBERS, beam_size=5)
+    assert [t.text for t in on_gpu] == [t.text for t in on_cpu]
