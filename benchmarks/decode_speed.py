@@ -25,11 +25,12 @@ import torch
 
 from common import build, compose_config, environment
 from seq2seq.checkpoint import read_checkpoint
+from seq2seq.decode_options import DecodeOptions
 from seq2seq.inference.ensemble import Ensemble
 from seq2seq.inference.loading import build_model, resolve_device, same_vocabularies
 from seq2seq.inference.metrics import score_translations
 from seq2seq.inference.quantize import quantize_int8
-from seq2seq.inference.search import beam_search, greedy_search
+from seq2seq.inference.search import search
 
 
 def main() -> None:
@@ -79,13 +80,13 @@ def main() -> None:
 
     references = [split.references[i] for i in order]
 
-    def run(model, search, **settings) -> tuple[float, int, list[str]]:
+    def run(model, options: DecodeOptions) -> tuple[float, int, list[str]]:
         times, outputs = [], []
         for _ in range(args.repeats):
             start = time.perf_counter()
             outputs = []
             for src, src_lengths in batches:
-                outputs += search(model, src, src_lengths, max_length=args.max_length, **settings).tokens
+                outputs += search(model, src, src_lengths, options).tokens
             if device.type == "cuda":
                 torch.cuda.synchronize()
             times.append(time.perf_counter() - start)
@@ -95,9 +96,8 @@ def main() -> None:
     sentences = len(order)
     results = {}
     for prefix, variant in variants.items():
-        for name, search, settings in (("greedy", greedy_search, {}),
-                                       (f"beam{args.beam_size}", beam_search, {"beam_size": args.beam_size})):
-            seconds, tokens, texts = run(variant, search, **settings)
+        for name, beam_size in (("greedy", 1), (f"beam{args.beam_size}", args.beam_size)):
+            seconds, tokens, texts = run(variant, DecodeOptions(beam_size=beam_size, max_length=args.max_length))
             results |= {
                 f"{prefix}{name}_sentences_per_sec": round(sentences / seconds, 1),
                 f"{prefix}{name}_seconds": round(seconds, 2),

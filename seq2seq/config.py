@@ -15,6 +15,8 @@ from typing import Any, Dict, List, Optional
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING
 
+from seq2seq.decode_options import DEFAULT_BATCH_SIZE, DEFAULT_MAX_TOKENS, DecodeOptions
+
 
 @dataclass
 class ModelConfig:
@@ -117,34 +119,12 @@ class OptimConfig:
 
 
 @dataclass
-class DecodeConfig:
-    """Decoding settings, for validation and for ``evaluate.py``."""
-
-    beam_size: int = 1
-    length_penalty: float = 1.0  # GNMT's alpha (0: none); 1.0 chosen on validation (benchmarks/README.md)
-    n_best: int = 1
-    max_length_ratio: float = 1.5
-    max_length_constant: int = 10
-    # At most this many steps whatever the source's length; null: data.max_tgt_length + 1 (the longest training
-    # target + 1 without that limit), stored in the checkpoint for evaluate.py.
-    max_length: Optional[int] = None
-    # none | topk | topp: draw each token (beam_size 1) from the top_k most probable, or from the smallest set
-    # holding top_p of the probability, after dividing log-probs by temperature; seed: the same seed, the same draws.
-    sampling: str = "none"
-    top_k: int = 10
-    top_p: float = 0.9
-    temperature: float = 1.0
-    seed: Optional[int] = None
-    # evaluate.py: also write the hard alignment of each hypothesis (Pharaoh "i-j", source piece i, output piece j).
-    alignment: bool = False
-
-
-@dataclass
 class TrainConfig:
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
-    decode: DecodeConfig = field(default_factory=DecodeConfig)
+    # Validation's search (conf/train.yaml: greedy); decoding options and defaults: seq2seq/decode_options.py.
+    decode: DecodeOptions = field(default_factory=DecodeOptions)
     trainer: Dict[str, Any] = field(default_factory=dict)
     logger: Any = None
     callbacks: Any = None
@@ -185,15 +165,17 @@ class EvaluateConfig:
     split: str = "test"
     # Another aligned corpus to score (data=text data.root=DIR ...); null: the checkpoint's own data.
     data: Optional[DataConfig] = None
-    decode: DecodeConfig = field(default_factory=lambda: DecodeConfig(beam_size=5))
+    decode: DecodeOptions = field(default_factory=DecodeOptions)  # seq2seq/decode_options.py
+    # Also write the hard alignment of each hypothesis (Pharaoh "i-j", source piece i, output piece j): <hyp>.align.
+    alignment: bool = False
     # Raw text to translate, one sentence per line: a file, or "-" for stdin. null: score ``split``.
     input: Optional[str] = None
     # Translations: null -> stdout. Split scores: null -> <run>/eval/<checkpoint>.<split>.beam<K>[.lp<alpha>...].hyp.
     output: Optional[str] = None
     # Sentences per decoding batch, and padded source positions (sentences x the longest): a long sentence sits in a
     # small batch.
-    batch_size: int = 64
-    max_tokens: Optional[int] = 20000
+    batch_size: int = DEFAULT_BATCH_SIZE
+    max_tokens: Optional[int] = DEFAULT_MAX_TOKENS
     # Pairs of the scored split over the length limits: error | truncate | drop; null: as the data settings say.
     eval_overlong: Optional[str] = None
     # Average the weights of the N checkpoints with the highest global step in ckpt_path's folder (0, 1: off).
@@ -232,9 +214,9 @@ class ServeConfig:
     # most batch_timeout seconds for more after the first. max_batch_size=1: every sentence decoded alone.
     max_batch_size: int = 32
     batch_timeout: float = 0.01
-    max_tokens: Optional[int] = 20000
-    # Requests' defaults (each request may set the search options: beam_size, n_best, sampling, ...).
-    decode: DecodeConfig = field(default_factory=lambda: DecodeConfig(beam_size=5))
+    max_tokens: Optional[int] = DEFAULT_MAX_TOKENS
+    # Requests' defaults: a request may set any decoding option (seq2seq/decode_options.py) for itself.
+    decode: DecodeOptions = field(default_factory=DecodeOptions)
     # Limits on one request: more is refused with 413 (or 422 for beam_size), naming the field.
     max_sentences: int = 64
     max_characters: int = 1000

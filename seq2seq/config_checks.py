@@ -11,9 +11,10 @@ from collections.abc import Mapping
 from typing import Any
 
 import lightning as L
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from seq2seq.data.in_memory import EVAL_OVERLONG_POLICIES
+from seq2seq.decode_options import DecodeOptionError, DecodeOptions
 from seq2seq.models.attention import KINDS as ATTENTION_KINDS
 from seq2seq.models.bridge import STRATEGIES as BRIDGE_STRATEGIES
 from seq2seq.models.encoder import RNN_TYPES
@@ -25,7 +26,6 @@ OPTIMIZERS = ("adam", "adamw")
 SCHEDULERS = ("none", "plateau", "inverse_sqrt", "cosine")
 LOSS_NORMALIZATIONS = ("tokens", "sentences")
 RESUME_MODES = ("never", "auto")
-SAMPLING_METHODS = ("none", "topk", "topp")  # decode.sampling (seq2seq/inference/sampling.py)
 
 
 class ConfigError(ValueError):
@@ -134,29 +134,14 @@ def check_optim(optim: DictConfig, key: str = "optim") -> None:
     )
 
 
-def check_decode(decode: Mapping, key: str = "decode") -> None:
-    """Decoding settings (``decode.*``, or :class:`~seq2seq.inference.translator.DecodeOptions` with ``key=""``)."""
-
-    def name(option: str) -> str:
-        return f"{key}.{option}" if key else option
-
-    _require(decode["beam_size"] >= 1, name("beam_size"), f"must be at least 1, got {decode['beam_size']}")
-    _require(1 <= decode["n_best"] <= decode["beam_size"], name("n_best"),
-             f"must be in [1, beam_size], got {decode['n_best']}")
-    _require(decode["length_penalty"] >= 0, name("length_penalty"), f"must be >= 0, got {decode['length_penalty']}")
-    _require(decode["max_length_ratio"] > 0, name("max_length_ratio"),
-             f"must be positive, got {decode['max_length_ratio']}")
-    _require(decode["max_length"] is None or decode["max_length"] > 0, name("max_length"), "must be positive or null")
-    sampling = decode.get("sampling", "none")
-    _one_of(sampling, SAMPLING_METHODS, name("sampling"))
-    if sampling != "none":
-        _require(decode["beam_size"] == 1, name("sampling"),
-                 f"draws one hypothesis per sentence: set {name('beam_size')}=1 (got {decode['beam_size']})")
-    if sampling == "topk":
-        _require(decode.get("top_k", 10) >= 1, name("top_k"), f"must be at least 1, got {decode.get('top_k')}")
-    if sampling == "topp":
-        _require(0 < decode.get("top_p", 0.9) <= 1, name("top_p"), f"must be in (0, 1], got {decode.get('top_p')}")
-    _require(decode.get("temperature", 1.0) > 0, name("temperature"), f"must be positive, got {decode.get('temperature')}")
+def decode_options(decode: Mapping, key: str = "decode") -> DecodeOptions:
+    """``decode.*`` of a composed config as :class:`DecodeOptions` (its check is the one check of every option);
+    ConfigError naming the key when one cannot work."""
+    plain = OmegaConf.to_container(decode, resolve=True) if isinstance(decode, DictConfig) else dict(decode)
+    try:
+        return DecodeOptions.from_mapping(plain, key=key)
+    except DecodeOptionError as error:
+        raise ConfigError(str(error)) from None
 
 
 def check_trainer(trainer: DictConfig, key: str = "trainer") -> None:
@@ -173,14 +158,14 @@ def check_known_keys(node: DictConfig, schema: type, key: str) -> None:
 
 
 def check_train_config(cfg: DictConfig) -> None:
-    from seq2seq.config import DataConfig, DecodeConfig, ModelConfig, OptimConfig
+    from seq2seq.config import DataConfig, ModelConfig, OptimConfig
 
-    for name, schema in (("data", DataConfig), ("model", ModelConfig), ("optim", OptimConfig), ("decode", DecodeConfig)):
+    for name, schema in (("data", DataConfig), ("model", ModelConfig), ("optim", OptimConfig), ("decode", DecodeOptions)):
         check_known_keys(cfg[name], schema, name)
     check_data(cfg.data)
     check_model(cfg.model)
     check_optim(cfg.optim)
-    check_decode(cfg.decode)
+    decode_options(cfg.decode)
     check_trainer(cfg.trainer)
     _one_of(cfg.monitor_mode, ("min", "max"), "monitor_mode")
     _one_of(cfg.get("resume", "never"), RESUME_MODES, "resume")

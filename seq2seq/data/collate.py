@@ -41,9 +41,15 @@ class Batch:
     def __len__(self) -> int:
         return self.src.size(0)
 
+    def tensors(self) -> tuple[torch.Tensor, ...]:
+        return self.src, self.src_lengths, self.tgt_in, self.tgt_out, self.indices
+
+    def to(self, device: torch.device) -> Batch:
+        return Batch(*(t.to(device) for t in self.tensors()))
+
     def pin_memory(self) -> Batch:
         """Called by ``DataLoader(pin_memory=True)`` for custom batch types."""
-        return Batch(*(t.pin_memory() for t in (self.src, self.src_lengths, self.tgt_in, self.tgt_out, self.indices)))
+        return Batch(*(t.pin_memory() for t in self.tensors()))
 
 
 def _pad(sequences: Sequence[list[int]]) -> torch.Tensor:

@@ -2,8 +2,8 @@
 
 One worker thread owns the model. It takes the oldest waiting request, then every request that arrives
 within ``batch_timeout`` seconds with the same decoding options, until the batch holds ``max_batch_size``
-sentences; decodes them in one call of the decoding path (:func:`~seq2seq.inference.decoding.translate_ids`,
-which sorts them by length); and hands each request its own results, in its own order, through a
+sentences; decodes them in one call of the decoding path (``Decoding.translate_ids``, which sorts them by
+length); and hands each request its own results, in its own order, through a
 ``concurrent.futures.Future``. Requests whose options differ from the batch's wait for the next batch, in
 arrival order. With ``max_batch_size=1`` every sentence is searched alone (a request of several sentences
 is one round, searched sentence by sentence): no batching, the baseline ``benchmarks/serve_load.py``
@@ -22,10 +22,12 @@ import threading
 import time
 from collections import deque
 from concurrent.futures import Future
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
+from typing import Optional
 
-from seq2seq.inference.decoding import Translation, translate_ids
-from seq2seq.inference.translator import DecodeOptions, Translator
+from seq2seq.decode_options import DEFAULT_MAX_TOKENS, DecodeOptions
+from seq2seq.inference.translation import Translation
+from seq2seq.inference.translator import Translator
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +45,8 @@ class _Request:
 class BatchingTranslator:
     """``submit(sentences, options)`` from any thread -> a Future of the sentences' translations."""
 
-    def __init__(self, translator: Translator, max_batch_size: int = 32, batch_timeout: float = 0.01) -> None:
+    def __init__(self, translator: Translator, max_batch_size: int = 32, batch_timeout: float = 0.01,
+                 max_tokens: Optional[int] = DEFAULT_MAX_TOKENS) -> None:
         if max_batch_size < 1:
             raise ValueError(f"max_batch_size: must be at least 1, got {max_batch_size}")
         if batch_timeout < 0:
@@ -51,6 +54,7 @@ class BatchingTranslator:
         self.translator = translator
         self.max_batch_size = max_batch_size
         self.batch_timeout = batch_timeout
+        self.max_tokens = max_tokens  # padded source positions per decoding batch
         self._queue: queue.Queue = queue.Queue()
         self._waiting: deque[_Request] = deque()  # taken from the queue, left for a later batch
         self._closed = False
@@ -67,8 +71,8 @@ class BatchingTranslator:
         if self._closed:
             future.set_exception(RuntimeError("the translator is shutting down"))
             return future
-        ids = self.translator.encode_sources(sentences, "request")
-        encoded_prefixes = self.translator.encode_prefixes(prefixes, len(sentences))
+        ids = self.translator.text.sources(sentences, "request")
+        encoded_prefixes = self.translator.text.prefixes(prefixes, len(sentences))
         self._count_pending(len(ids))
         future.add_done_callback(lambda _: self._count_pending(-len(ids)))
         self._queue.put(_Request(ids, encoded_prefixes, options, future))
@@ -133,8 +137,8 @@ class BatchingTranslator:
         if any(request.prefixes for request in batch):
             prefixes = [p for r in batch for p in (r.prefixes or [[] for _ in r.ids])]
         try:
-            results = translate_ids(self.translator, ids, asdict(options), self.max_batch_size,
-                                    max_tokens=options.max_tokens, prefixes=prefixes)
+            results = self.translator.decoding.translate_ids(ids, options, batch_size=self.max_batch_size,
+                                                             max_tokens=self.max_tokens, prefixes=prefixes)
         except Exception as error:  # noqa: BLE001 - each caller gets it; the service answers 500
             log.exception("decoding a batch of %d sentences failed", len(ids))
             for request in batch:

@@ -1,7 +1,8 @@
 """Several models decoding as one: their next-token distributions averaged at every step.
 
-An :class:`Ensemble` offers what search needs of a model — ``encode`` and ``step_log_probs`` — so greedy
-search, beam search, sampling and scoring run on it unchanged. Each member keeps its own memory and state;
+An :class:`Ensemble` offers what search and scoring need of a model — ``encode``, ``step_log_probs`` and
+``target_log_probs``, as :class:`~seq2seq.models.Seq2Seq` has them — so greedy search, beam search, sampling
+and scoring run on it unchanged. Each member keeps its own memory and state;
 beam search's reordering (``index_select`` on the batch axis) reaches every member's, so each hypothesis
 goes on with every member's own state for it.
 
@@ -38,14 +39,6 @@ class Stacked(tuple):
         return Stacked(part.index_select(indices) for part in self)
 
 
-def member_log_probs(model: nn.Module, output: Tensor) -> Tensor:
-    """(N, H) decoder outputs -> (N, V) log-probabilities, in float32 at least (half precision is too coarse)."""
-    logits = model.output_layer(output)
-    if logits.dtype in (torch.float16, torch.bfloat16):
-        logits = logits.float()
-    return torch.log_softmax(logits, dim=-1)
-
-
 def combine_log_probs(log_probs: Sequence[Tensor], combine: str) -> Tensor:
     """M tensors of log-probabilities, same shape -> one, as ``combine`` says (see the module docstring)."""
     if len(log_probs) == 1:
@@ -79,17 +72,15 @@ class Ensemble(nn.Module):
     def step_log_probs(self, tokens: Tensor, memory: Stacked, state: Stacked) -> tuple[Tensor, Tensor, Stacked]:
         log_probs, attentions, states = [], [], []
         for member, member_memory, member_state in zip(self.members, memory, state):
-            output, attention, new_state = member.decoder.step(tokens, member_memory, member_state)  # (N, H), (N, S)
-            log_probs.append(member_log_probs(member, output))  # (N, V)
-            attentions.append(attention)
+            member_log_probs, attention, new_state = member.step_log_probs(tokens, member_memory, member_state)
+            log_probs.append(member_log_probs)  # (N, V)
+            attentions.append(attention)  # (N, S)
             states.append(new_state)
         attention = attentions[0] if len(attentions) == 1 else torch.stack(attentions).mean(dim=0)  # (N, S)
         return combine_log_probs(log_probs, self.combine), attention, Stacked(states)
 
-    def teacher_forced_log_probs(self, src: Tensor, src_lengths: Tensor, tgt_in: Tensor) -> Tensor:
-        """(B, T, V) log-probabilities of every next token given the reference's previous ones."""
-        log_probs = []
-        for member in self.members:
-            outputs = member.decode(src, src_lengths, tgt_in).outputs  # (B, T, H)
-            log_probs.append(member_log_probs(member, outputs))  # (B, T, V)
-        return combine_log_probs(log_probs, self.combine)
+    def target_log_probs(self, src: Tensor, src_lengths: Tensor, tgt_in: Tensor, positions: Tensor) -> Tensor:
+        """(N, V) log-probabilities of the next token at the N ``positions`` given the reference's previous
+        tokens: each member's (``Seq2Seq.target_log_probs``), combined."""
+        return combine_log_probs([member.target_log_probs(src, src_lengths, tgt_in, positions)
+                                  for member in self.members], self.combine)

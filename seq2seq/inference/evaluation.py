@@ -15,7 +15,7 @@ Files written by a split evaluation (``output=FILE`` names the first; the others
     <run>/eval/<checkpoint>.<split>.<search>.hyp     hypotheses, one per line, in the split's order
     <run>/eval/<checkpoint>.<split>.<search>.json    BLEU (with sacreBLEU's signature), chrF, exact match, speed
     <run>/eval/<checkpoint>.<split>.<search>.nbest   with decode.n_best > 1: Moses n-best lines
-    <run>/eval/<checkpoint>.<split>.<search>.align   with decode.alignment=true: Pharaoh "i-j" lines
+    <run>/eval/<checkpoint>.<split>.<search>.align   with alignment=true: Pharaoh "i-j" lines
 
 where ``<search>`` names every decode setting that changes the hypotheses, so scoring a checkpoint again with
 other settings never overwrites an earlier result: ``beam<K>``, then for K > 1 ``.lp<alpha>`` (the length
@@ -35,6 +35,7 @@ import logging
 import math
 import tempfile
 import time
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -44,14 +45,14 @@ from omegaconf import DictConfig, ListConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from seq2seq.checkpoint import CheckpointError
-from seq2seq.config import DataConfig, DecodeConfig
-from seq2seq.config_checks import ConfigError, check_data, check_decode
+from seq2seq.config import DataConfig
+from seq2seq.config_checks import ConfigError, check_data, decode_options
 from seq2seq.data import TranslationDataModule
 from seq2seq.data.atomic import write_text_atomic
 from seq2seq.data.in_memory import EVAL_OVERLONG_POLICIES
 from seq2seq.data.tokenizer import TextTokenizer
 from seq2seq.data.tokenizer_store import SRC_FILE, TGT_FILE
-from seq2seq.inference.decoding import score_ids, translate_ids
+from seq2seq.decode_options import DecodeOptions
 from seq2seq.inference.ensemble import COMBINE_MODES
 from seq2seq.inference.metrics import score_translations
 from seq2seq.inference.quantize import QUANTIZE_MODES
@@ -74,16 +75,17 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     translator = Translator.from_checkpoint(paths, device=cfg.device, average_last=cfg.average_last,
                                             quantize=cfg.quantize, ensemble_combine=cfg.ensemble_combine)
     if cfg.max_input_tokens is not None:
-        translator.max_input_tokens = cfg.max_input_tokens
+        translator.text.max_input_tokens = cfg.max_input_tokens
     for loaded in translator.checkpoints:
         log.info("%s: step %d, epoch %d%s", loaded.path, loaded.global_step, loaded.epoch,
                  f" (the average of {', '.join(p.name for p in loaded.averaged)})" if loaded.averaged else "")
     log.info("source %s, target %s; decoding on %s%s", translator.src_tokenizer, translator.tgt_tokenizer,
              translator.device, f" with {cfg.quantize} weights" if cfg.quantize else "")
+    options = decode_options(cfg.decode)
     if cfg.input is not None:
-        (score_input if cfg.score_targets else translate_input)(cfg, translator, decode_settings(cfg))
+        (score_input if cfg.score_targets else translate_input)(cfg, translator, options)
         return {}
-    return evaluate_split(cfg, translator)
+    return evaluate_split(cfg, translator, options)
 
 
 def checkpoint_paths(cfg: DictConfig) -> list[Path]:
@@ -100,7 +102,7 @@ def check_evaluate_config(cfg: DictConfig) -> None:
     if isinstance(cfg.ckpt_path, (DictConfig,)) or (
             isinstance(cfg.ckpt_path, ListConfig) and not all(isinstance(p, str) and p for p in cfg.ckpt_path)):
         raise ConfigError(f"ckpt_path: a path or a list of paths, got {cfg.ckpt_path}")
-    check_decode(cfg.decode)
+    decode_options(cfg.decode)
     for key, value, least in (("batch_size", cfg.batch_size, 1), ("average_last", cfg.average_last, 0)):
         if value < least:
             raise ConfigError(f"{key}: must be at least {least}, got {value}")
@@ -123,17 +125,12 @@ def check_evaluate_config(cfg: DictConfig) -> None:
         raise ConfigError("targets: score_targets=true with input=... needs the target file, targets=FILE")
     if cfg.score_targets and cfg.prefix is not None:
         raise ConfigError("prefix: forces the start of a search; score_targets=true scores given targets")
-    if cfg.decode.alignment and cfg.input is not None and cfg.output in (None, "-"):
-        raise ConfigError("decode.alignment: writes <output>.align beside the translations; set output=FILE")
+    if cfg.alignment and cfg.input is not None and cfg.output in (None, "-"):
+        raise ConfigError("alignment: writes <output>.align beside the translations; set output=FILE")
     if cfg.data is not None:
         if OmegaConf.is_missing(cfg.data, "root"):
             raise ConfigError(f"data.root: required with data={cfg.data.name}: the folder holding the files")
         check_data(cfg.data)
-
-
-def decode_settings(cfg: DictConfig) -> dict[str, Any]:
-    """``cfg.decode`` as plain values (a null ``max_length`` becomes the checkpoint's cap in the translator)."""
-    return OmegaConf.to_container(cfg.decode, resolve=True)
 
 
 # -------------------------------------------------------------------------------------- split scoring
@@ -205,7 +202,7 @@ def output_paths(cfg: DictConfig, ckpt_path: Path, data: dict[str, Any], average
 
 def search_name(decode: DictConfig, cfg: DictConfig | None = None) -> str:
     """The settings that change the hypotheses, for file names: ``beam5.lp1``, ``beam1.len2x+5.max80.int8``."""
-    defaults = DecodeConfig()
+    defaults = DecodeOptions()
     name = f"beam{decode.beam_size}"
     if decode.beam_size > 1:  # one beam is greedy search, which no length penalty changes
         name += f".lp{decode.length_penalty:g}"
@@ -248,14 +245,13 @@ def encoded_split(cfg: DictConfig, translator: Translator):
             ) from error
 
 
-def evaluate_split(cfg: DictConfig, translator: Translator) -> dict[str, Any]:
+def evaluate_split(cfg: DictConfig, translator: Translator, options: DecodeOptions) -> dict[str, Any]:
     """Decode the split (or score its references), write the results and metrics, print a summary."""
     checkpoints = translator.checkpoints
     first = checkpoints[0]
     data, encoded = encoded_split(cfg, translator)
     main_path, metrics_path = output_paths(cfg, first.path, data, first.averaged, checkpoint_name(checkpoints))
     _ensure_writable(main_path.parent)
-    decode = decode_settings(cfg)
     metrics: dict[str, Any] = {
         "checkpoint": str(first.path),
         "checkpoints": [str(c.path) for c in checkpoints],
@@ -277,7 +273,8 @@ def evaluate_split(cfg: DictConfig, translator: Translator) -> dict[str, Any]:
     start = time.perf_counter()
     if cfg.score_targets:
         with progress_bar(len(encoded), f"scoring {cfg.split}") as advance:
-            pair_scores = score_ids(translator, encoded.src_ids, encoded.tgt_ids, cfg.batch_size, cfg.max_tokens)
+            pair_scores = translator.decoding.score_ids(encoded.src_ids, encoded.tgt_ids, batch_size=cfg.batch_size,
+                                                        max_tokens=cfg.max_tokens)
             advance(len(encoded))
         total, tokens = sum(s.log_prob for s in pair_scores), sum(s.num_tokens for s in pair_scores)
         write_text_atomic(main_path, format_pair_scores(pair_scores))
@@ -286,22 +283,23 @@ def evaluate_split(cfg: DictConfig, translator: Translator) -> dict[str, Any]:
     else:
         prefixes = read_prefixes(cfg, len(encoded), translator)
         with progress_bar(len(encoded), f"decoding {cfg.split}") as advance:
-            translations = translate_ids(translator, encoded.src_ids, decode, cfg.batch_size, on_batch=advance,
-                                         max_tokens=cfg.max_tokens, prefixes=prefixes)
+            translations = translator.decoding.translate_ids(encoded.src_ids, options, batch_size=cfg.batch_size,
+                                                             max_tokens=cfg.max_tokens, prefixes=prefixes,
+                                                             on_batch=advance)
         hypotheses = [translation.text for translation in translations]
         scores = score_translations(hypotheses, encoded.reference_sets())
         write_text_atomic(main_path, format_translations(translations))
         extra = {}
-        if decode["n_best"] > 1:
+        if options.n_best > 1:
             extra["nbest"] = main_path.with_suffix(".nbest")
-            write_text_atomic(extra["nbest"], format_translations(translations, decode["n_best"]))
-        if decode["alignment"]:
+            write_text_atomic(extra["nbest"], format_translations(translations, options.n_best))
+        if cfg.alignment:
             extra["alignment"] = main_path.with_suffix(".align")
             write_text_atomic(extra["alignment"], format_alignments(translations))
         metrics |= {"bleu": scores.bleu, "chrf": scores.chrf, "exact_match": scores.exact_match,
                     "wer": scores.wer, "cer": scores.cer,
                     "signature": scores.bleu_signature, "chrf_signature": scores.chrf_signature,
-                    "decode": decode | {"max_length": decode["max_length"] or translator.output_cap},
+                    "decode": asdict(translator.decoding.capped(options)),
                     "hypotheses": str(main_path), "nbest": None, "alignment": None}
         metrics |= {key: str(path) for key, path in extra.items()}
     if translator.device.type == "cuda":

@@ -19,7 +19,7 @@ from seq2seq.models import Seq2Seq
 log = logging.getLogger(__name__)
 
 MODEL_PREFIX = "model."  # TranslationModule keeps its Seq2Seq as ``self.model``
-DEFAULT_MAX_TOKENS = 250  # raw-text inputs of checkpoints that record no data.max_src_length
+DEFAULT_LENGTH_LIMIT = 250  # tokens, for checkpoints that record no data.max_src_length / max_tgt_length
 
 
 def resolve_device(name: str) -> torch.device:
@@ -136,7 +136,7 @@ def output_cap(stored: StoredCheckpoint) -> int:
     if stored_cap:
         return int(stored_cap)
     max_tgt_length = (stored.data or {}).get("max_tgt_length")
-    return int(max_tgt_length or DEFAULT_MAX_TOKENS) + 1
+    return int(max_tgt_length or DEFAULT_LENGTH_LIMIT) + 1
 
 
 def same_vocabularies(paths: Sequence[Path], stored: Sequence[StoredCheckpoint]) -> None:

@@ -8,10 +8,10 @@ deprecated in torch 2.10+ (slated to move to torchao) but still works, so it is 
 rather than printed at every call: replacing it touches this file only.
 
 The input-feeding decoder runs its RNN one step at a time on the module's own weight matrices
-(:mod:`seq2seq.models.stepwise`), which a quantized ``nn.LSTM`` no longer exposes. Before quantizing, it is
-replaced by :class:`StepRNN`: the same arithmetic, split into ``nn.Linear`` layers (layer 0's projection of
-the embedding, then per layer the fed-in/lower-layer input and the recurrence), which quantization then
-converts like every other linear layer. Embeddings stay in float32 (a lookup gains nothing).
+(:mod:`seq2seq.models.stepwise`), which a quantized ``nn.LSTM`` no longer exposes. Before quantizing, the
+decoder is given :class:`StepRNN` cells in its place (``Decoder.use_step_cells``, the model's own seam): the
+same arithmetic, split into ``nn.Linear`` layers (layer 0's projection of the embedding, then per layer the
+fed-in/lower-layer input and the recurrence), which quantization then converts like every other linear layer. Embeddings stay in float32 (a lookup gains nothing).
 
 Quantized weights change the arithmetic, so int8 translations can differ from fp32 ones; what that costs
 in BLEU, and what it gains in speed, is measured by ``benchmarks/decode_speed.py --int8``
@@ -33,11 +33,12 @@ QUANTIZE_MODES = ("int8",)
 
 
 class StepRNN(nn.Module):
-    """A stacked ``nn.LSTM``/``nn.GRU`` as ``nn.Linear`` layers, for one time step at a time.
+    """A stacked ``nn.LSTM``/``nn.GRU`` as ``nn.Linear`` layers, for one time step at a time: the decoder's step
+    cells (``Decoder.use_step_cells``).
 
     ``project_inputs`` and ``step`` do what :func:`seq2seq.models.stepwise.project_inputs` and
-    :func:`seq2seq.models.stepwise.step` do on an ``nn.LSTM``/``nn.GRU`` (gate order i, f, g, o; r, z, n), so
-    the decoder calls them in their place. Shapes: as there.
+    :func:`seq2seq.models.stepwise.step` do on an ``nn.LSTM``/``nn.GRU`` (gate order i, f, g, o; r, z, n).
+    Shapes: as there.
     """
 
     def __init__(self, rnn: nn.RNNBase, embedding_width: int) -> None:
@@ -45,7 +46,6 @@ class StepRNN(nn.Module):
         self.is_lstm = isinstance(rnn, nn.LSTM)
         self.num_layers = rnn.num_layers
         self.hidden_size = rnn.hidden_size
-        self.dropout = 0.0  # decoding only: eval mode
         w_ih0 = rnn.weight_ih_l0.detach()
         bias0 = rnn.bias_ih_l0 + rnn.bias_hh_l0 if self.is_lstm else rnn.bias_ih_l0
         self.embedding_projection = _linear(w_ih0[:, :embedding_width], bias0.detach())
@@ -121,7 +121,7 @@ def quantize_int8(model: nn.Module) -> nn.Module:
     quantized = copy.deepcopy(model).cpu().float().eval()
     decoder = quantized.decoder
     if decoder.input_feeding:
-        decoder.rnn = StepRNN(decoder.rnn, decoder.embedding.embedding_dim)
+        decoder.use_step_cells(StepRNN(decoder.rnn, decoder.embedding.embedding_dim))
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         _quantize_dynamic()(quantized, {nn.LSTM, nn.GRU, nn.Linear}, dtype=torch.qint8, inplace=True)

@@ -13,31 +13,22 @@ same samples.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
 from torch import Tensor
 
-from seq2seq.config_checks import SAMPLING_METHODS
+from seq2seq.decode_options import DecodeOptions
 
 
-@dataclass
 class Sampler:
-    method: str  # topk | topp
-    top_k: int
-    top_p: float
-    temperature: float
-    generator: torch.Generator
+    """Draws tokens as ``options`` say (``sampling`` topk or topp, ``top_k``, ``top_p``, ``temperature``; the
+    options are checked where they are made), from ``generator``."""
 
-    def __post_init__(self) -> None:
-        if self.method not in SAMPLING_METHODS[1:]:
-            raise ValueError(f"sampling must be one of {list(SAMPLING_METHODS[1:])} to sample, got {self.method!r}")
-        if self.method == "topk" and self.top_k < 1:
-            raise ValueError(f"top_k must be at least 1 with sampling=topk, got {self.top_k}")
-        if self.method == "topp" and not 0.0 < self.top_p <= 1.0:
-            raise ValueError(f"top_p must be in (0, 1] with sampling=topp, got {self.top_p}")
-        if self.temperature <= 0:
-            raise ValueError(f"temperature must be positive, got {self.temperature}")
+    def __init__(self, options: DecodeOptions, generator: torch.Generator) -> None:
+        if options.sampling == "none":
+            raise ValueError("Sampler: options.sampling is 'none': greedy search takes the most probable token")
+        self.method, self.top_k, self.top_p = options.sampling, options.top_k, options.top_p
+        self.temperature = options.temperature
+        self.generator = generator
 
     def pick(self, log_probs: Tensor) -> Tensor:
         """(N, V) log-probabilities (-inf for impossible tokens) -> (N,) drawn token ids."""

@@ -16,7 +16,6 @@ from torch import Tensor
 
 from seq2seq.data.collate import Batch
 from seq2seq.data.tokenizer import PAD_ID
-from seq2seq.inference.ensemble import member_log_probs
 
 
 @dataclass(frozen=True)
@@ -41,12 +40,13 @@ class PairScore:
 
 @torch.inference_mode()
 def target_log_probs(model, batch: Batch) -> tuple[Tensor, Tensor]:
-    """(B,) summed log-probabilities of each row's ``tgt_out`` (eos included) and (B,) its token counts."""
-    teacher_forced = getattr(model, "teacher_forced_log_probs", None)
-    if teacher_forced is not None:  # an ensemble
-        log_probs = teacher_forced(batch.src, batch.src_lengths, batch.tgt_in)  # (B, T, V)
-    else:
-        log_probs = member_log_probs(model, model.decode(batch.src, batch.src_lengths, batch.tgt_in).outputs)
+    """(B,) summed log-probabilities of each row's ``tgt_out`` (eos included) and (B,) its token counts.
+
+    ``model.target_log_probs`` is the one teacher-forced function, the training loss's too (a
+    :class:`~seq2seq.models.Seq2Seq` or an :class:`~seq2seq.inference.ensemble.Ensemble`)."""
     real = batch.tgt_out != PAD_ID  # (B, T)
-    picked = log_probs.gather(2, batch.tgt_out.unsqueeze(-1)).squeeze(-1)  # (B, T)
-    return picked.masked_fill(~real, 0.0).sum(dim=1), real.sum(dim=1)
+    log_probs = model.target_log_probs(batch.src, batch.src_lengths, batch.tgt_in, real)  # (N, V)
+    picked = log_probs.gather(1, batch.tgt_out[real].unsqueeze(1)).squeeze(1)  # (N,)
+    per_position = torch.zeros(real.shape, dtype=picked.dtype, device=picked.device)  # (B, T)
+    per_position[real] = picked
+    return per_position.sum(dim=1), real.sum(dim=1)

@@ -15,19 +15,20 @@ Beam search keeps K beams live per sentence (fairseq's bookkeeping; GNMT's lengt
 * each sentence keeps its K best finished hypotheses in a (B, K) pool of tensors. Tokens are not copied
   from step to step: per-step tokens and backpointers are kept and the n-best are backtracked at the end.
 * a sentence is done when its pool is full and its best live hypothesis, scored at the current length, is
-  not ahead of its best finished one (with ``stop_early=False``: when no live hypothesis can still beat the
-  worst finished one, however long it grows), or at its maximum length, where its live hypotheses join the
-  pool. Done sentences leave the batch: they cost nothing more and cannot touch the others' results.
+  not ahead of its best finished one, or at its maximum length, where its live hypotheses join the pool.
+  Done sentences leave the batch: they cost nothing more and cannot touch the others' results.
 
-``model`` is a :class:`~seq2seq.models.Seq2Seq` or anything with its ``encode``, ``decoder.step`` and
-``output_layer``, or anything with ``encode`` and ``step_log_probs`` (an
-:class:`~seq2seq.inference.ensemble.Ensemble`). Pad and bos are never generated.
+``model`` is a :class:`~seq2seq.models.Seq2Seq`, an :class:`~seq2seq.inference.ensemble.Ensemble`, or
+anything else with their ``encode`` and ``step_log_probs``. Pad and bos are never generated. What to search
+for (beam size, length penalty, n-best, length limits, sampling) is a checked
+:class:`~seq2seq.decode_options.DecodeOptions`; ``max_length`` None there means no cap (the caller, who knows
+the checkpoint's, puts it in).
 
 A *prefix* forces the first tokens of each sentence's output (a target prefix, as OpenNMT-py's
 ``-tgt_file_prefix``): while a sentence is within its prefix, every token but the prefix's is ruled out,
 so the search continues from it; the prefix's log-probabilities count in the score. Greedy search can
-*sample* instead of taking the most probable token (:mod:`seq2seq.inference.sampling`). The only host syncs inside the step loop are one
-"is any sentence done?" check per step and, on steps where one is, the indices of those that remain.
+*sample* instead of taking the most probable token (:mod:`seq2seq.inference.sampling`). The only host syncs
+inside the step loop are one "is any sentence done?" check per step and, on steps where one is, the indices of those that remain.
 Callers put the model in eval mode (dropout would make the search random); both functions run under
 ``torch.inference_mode()``.
 """
@@ -40,9 +41,10 @@ from typing import NamedTuple, Optional
 import torch
 from torch import Tensor
 
+from seq2seq.data.tokenizer import BOS_ID, EOS_ID, PAD_ID
+from seq2seq.decode_options import DecodeOptions
 from seq2seq.inference.sampling import Sampler
 
-PAD_ID, UNK_ID, BOS_ID, EOS_ID = 0, 1, 2, 3
 NEG_INF = float("-inf")
 
 
@@ -122,18 +124,10 @@ def max_output_length(src_lengths: Tensor, ratio: float, constant: int, limit: O
 def _next_log_probs(model, tokens: Tensor, memory, state, never: tuple[int, ...]):
     """One decoder step for tokens (N,): log-probs (N, V), attention (N, S) and the new state.
 
-    In float32 at least (half precision is too coarse). Tokens in ``never`` (pad, bos) get -inf: they are
-    never targets. The others keep their log-probs, not renormalised, so that scores stay the model's.
+    Tokens in ``never`` (pad, bos) get -inf: they are never targets. The others keep their log-probs, not
+    renormalised, so that scores stay the model's.
     """
-    step_log_probs = getattr(model, "step_log_probs", None)
-    if step_log_probs is not None:
-        log_probs, attention, state = step_log_probs(tokens, memory, state)
-    else:
-        output, attention, state = model.decoder.step(tokens, memory, state)  # (N, H), (N, S)
-        logits = model.output_layer(output)
-        if logits.dtype in (torch.float16, torch.bfloat16):
-            logits = logits.float()
-        log_probs = torch.log_softmax(logits, dim=-1)
+    log_probs, attention, state = model.step_log_probs(tokens, memory, state)  # (N, V) in float32 at least
     for token in never:
         log_probs[:, token] = NEG_INF
     return log_probs, attention, state
@@ -163,31 +157,38 @@ def _collect(
     )
 
 
+def search(model, src: Tensor, src_lengths: Tensor, options: DecodeOptions, prefix: Optional[Prefix] = None,
+           generator: Optional[torch.Generator] = None) -> Hypotheses:
+    """Greedy search for ``beam_size`` 1 (drawing tokens with ``generator`` when ``options.sampling`` says so),
+    beam search otherwise."""
+    if options.beam_size == 1:
+        sampler = Sampler(options, generator) if options.sampling != "none" else None
+        return greedy_search(model, src, src_lengths, options, sampler=sampler, prefix=prefix)
+    return beam_search(model, src, src_lengths, options, prefix=prefix)
+
+
 @torch.inference_mode()
 def greedy_search(
     model,
     src: Tensor,
     src_lengths: Tensor,
+    options: DecodeOptions,
     *,
-    max_length_ratio: float = 1.5,
-    max_length_constant: int = 10,
-    max_length: Optional[int] = None,
     sampler: Optional[Sampler] = None,
     prefix: Optional[Prefix] = None,
-    bos_id: int = BOS_ID,
-    eos_id: int = EOS_ID,
-    pad_id: int = PAD_ID,
 ) -> Hypotheses:
     """The most probable token at every step (or one drawn by ``sampler``); score = sum of its log-probs.
 
-    Shapes: src (B, S), src_lengths (B,); ``prefix`` rows as src's. Finished sentences keep being fed
-    ``pad_id`` until every sentence is done, but their outputs are frozen. A prefix longer than the length
-    limit raises the limit to the prefix and its eos.
+    ``options``: the length limits (the beam settings are beam search's). Shapes: src (B, S), src_lengths (B,);
+    ``prefix`` rows as src's. Finished sentences keep being fed pad until every sentence is done, but their
+    outputs are frozen. A prefix longer than the length limit raises the limit to the prefix and its eos.
     """
+    pad_id, bos_id, eos_id = PAD_ID, BOS_ID, EOS_ID
     batch_size = src.size(0)
     memory, state = model.encode(src, src_lengths)
     src_lengths = src_lengths.to(src.device)
-    max_lengths = max_output_length(src_lengths, max_length_ratio, max_length_constant, max_length)  # (B,)
+    max_lengths = max_output_length(src_lengths, options.max_length_ratio, options.max_length_constant,
+                                    options.max_length)  # (B,)
     if prefix is not None:
         max_lengths = torch.maximum(max_lengths, prefix.lengths + 1)
     tokens = src.new_full((batch_size,), bos_id)
@@ -227,49 +228,34 @@ def beam_search(
     model,
     src: Tensor,
     src_lengths: Tensor,
+    options: DecodeOptions,
     *,
-    beam_size: int = 5,
-    length_penalty: float = 1.0,
-    n_best: int = 1,
-    max_length_ratio: float = 1.5,
-    max_length_constant: int = 10,
-    max_length: Optional[int] = None,
-    stop_early: bool = True,
     prefix: Optional[Prefix] = None,
-    bos_id: int = BOS_ID,
-    eos_id: int = EOS_ID,
-    pad_id: int = PAD_ID,
 ) -> Hypotheses:
-    """Beam search with GNMT's length penalty ``alpha = length_penalty`` (0: none); see the module docstring.
+    """Beam search of ``options.beam_size`` beams with GNMT's length penalty ``alpha = options.length_penalty``
+    (0: none), returning ``options.n_best`` hypotheses per sentence; see the module docstring.
 
-    ``stop_early=True`` ends a sentence once it has ``beam_size`` finished hypotheses and its best live one,
-    scored at the current length, is not ahead of the best finished one. A full pool alone (fairseq's rule)
-    can end the search while the best hypothesis is still live, when weak ones happen to end first: on a
-    short-sequence task it returned outputs the model scored at log-prob -5.4 where greedy search's scored
-    -0.01 (benchmarks/README.md, "The search's stopping rule"). Without a length penalty the returned best
-    is then the best the beams can reach (a live log-prob only falls); ``beam_size=1`` gives exactly greedy
-    search's tokens, with or without one. ``stop_early=False`` goes on while a live hypothesis could still beat
-    the worst finished one (its log-prob can only fall, and its length penalty grows at most to the maximum
-    length's): slower, never worse, and with ``alpha > 0`` and ``beam_size=1`` no longer greedy search.
+    A sentence ends once it has ``beam_size`` finished hypotheses and its best live one, scored at the current
+    length, is not ahead of the best finished one. A full pool alone (fairseq's rule) can end the search while
+    the best hypothesis is still live, when weak ones happen to end first: on the short-sequence task it
+    returned outputs far less probable than greedy search's (benchmarks/README.md, "The search's stopping
+    rule"). Without a length penalty the returned best is the best the beams can reach (a live log-prob only
+    falls); ``beam_size=1`` gives exactly greedy search's tokens, with or without one.
 
     Shapes: src (B, S), src_lengths (B,). Returned scores are length-normalised log-probs.
     """
-    if beam_size < 1:
-        raise ValueError(f"beam_size must be at least 1, got {beam_size}")
-    if not 1 <= n_best <= beam_size:
-        raise ValueError(f"n_best must be between 1 and beam_size ({beam_size}), got {n_best}")
-    if length_penalty < 0:
-        raise ValueError(f"length_penalty must be >= 0, got {length_penalty}")
-    device, batch_size, k = src.device, src.size(0), beam_size
+    pad_id, bos_id, eos_id = PAD_ID, BOS_ID, EOS_ID
+    length_penalty, n_best = options.length_penalty, options.n_best
+    device, batch_size, k = src.device, src.size(0), options.beam_size
 
     memory, state = model.encode(src, src_lengths)
     expand = torch.arange(batch_size, device=device).repeat_interleave(k)  # (B*K,) sentence of each row
     memory, state = memory.index_select(expand), state.index_select(expand)
-    max_lengths = max_output_length(src_lengths.to(device), max_length_ratio, max_length_constant, max_length)  # (B,)
+    max_lengths = max_output_length(src_lengths.to(device), options.max_length_ratio, options.max_length_constant,
+                                    options.max_length)  # (B,)
     if prefix is not None:
         max_lengths = torch.maximum(max_lengths, prefix.lengths + 1)
     final_steps = set(max_lengths.tolist())  # steps at which some sentence must stop, known before the loop
-    max_penalties = ((5.0 + max_lengths.double()) / 6.0) ** length_penalty  # (B,) lp of the longest hypothesis
 
     alive = torch.arange(batch_size, device=device)  # (A,) sentences still being decoded
     tokens = src.new_full((batch_size * k,), bos_id)  # (A*K,) last token of each live beam
@@ -315,12 +301,8 @@ def beam_search(
             pool = _Pool.empty(batch_size, k, candidate_scores.dtype, device, pad_id)
         pool.merge(alive, finished)
 
-        worst = pool.scores[alive, -1]  # (A,) -inf while the pool is not full
-        done = worst > NEG_INF
-        if stop_early:  # ... and no live hypothesis is ahead of the best finished one at this length
-            done &= pool.scores[alive, 0] >= live[:, 0] / penalty  # both sorted: column 0 is the best
-        else:  # ... and none could still overtake the worst finished one, however long it grows
-            done &= worst >= live[:, 0] / max_penalties[alive]
+        done = pool.scores[alive, -1] > NEG_INF  # (A,) the pool is full (-inf: an empty slot) ...
+        done &= pool.scores[alive, 0] >= live[:, 0] / penalty  # ... and no live one is ahead (column 0: the best)
         done |= at_limit
         rows = (torch.arange(num_alive, device=device) * k).unsqueeze(1) + origins  # (A, K) rows that go on
         if done.any():  # the one host sync of a step

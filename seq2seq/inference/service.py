@@ -7,12 +7,15 @@
                                             "source_pieces", "output_pieces"}, ...]}
 
 Requests are checked before they reach the model; a bad one gets a 4xx answer with a JSON body naming the
-field, ``{"error": "...", "field": "..."}``, and the server goes on serving: a body that is not JSON (400),
-a missing or empty ``text`` or an option of the wrong type or range (422, with the decoding options'
-own rules), more than ``max_sentences`` sentences or ``max_characters`` characters in one sentence, or a
-body over ``max_body_bytes`` (413). The decoding options a request may set are :class:`DecodeOptions`'
-search options (not the batching ones, which are the server's) and ``prefixes``; the others take the
-server's defaults (``conf/serve.yaml``).
+field, ``{"error": "...", "field": "..."}``, and the server goes on serving. 400: a body that is not JSON, or
+JSON nested too deeply, or holding a non-finite number (``NaN``, ``Infinity``, ``1e999``), or a string with an
+unpaired surrogate escape (``"\ud800"``, which is no Unicode text). 422: a missing or empty ``text``, an
+unknown field, or a decoding option of the wrong type or out of its range (the options' own check,
+:class:`~seq2seq.decode_options.DecodeOptions`: integers too large for a 64-bit seed or length included).
+413: more than ``max_sentences`` sentences, more than ``max_characters`` characters in one sentence or
+prefix, or a body over ``max_body_bytes`` (read no further than that). A request may set any decoding option
+and ``prefixes``; the others take the server's defaults (``decode.*`` of ``conf/serve.yaml``). A 5xx means
+the server's own failure, never the client's.
 
 Decoding runs in one worker thread (:mod:`seq2seq.inference.batching`); the event loop only parses,
 checks and waits, so requests keep arriving while a batch decodes. uvicorn serves it: on SIGTERM or
@@ -26,7 +29,8 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from dataclasses import asdict, dataclass, replace
+import math
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -35,15 +39,13 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse
 from starlette.routing import Route
 
+from seq2seq.decode_options import DecodeOptionError, DecodeOptions
 from seq2seq.inference.batching import BatchingTranslator
-from seq2seq.inference.translator import DecodeOptions
 
 log = logging.getLogger(__name__)
 
 PAGE = Path(__file__).resolve().parent / "static" / "index.html"
-# What a request may set: the search's options. batch_size and max_tokens are the server's to choose.
-REQUEST_OPTIONS = ("beam_size", "n_best", "length_penalty", "max_length_ratio", "max_length_constant", "max_length",
-                   "sampling", "top_k", "top_p", "temperature", "seed")
+FIELDS = ("text", "prefixes", *DecodeOptions.names())  # what a request may hold
 
 
 @dataclass(frozen=True)
@@ -64,48 +66,92 @@ def parse_request(body: bytes, defaults: DecodeOptions, limits: RequestLimits) -
     """A /translate body -> (sentences, options, prefixes); RequestError naming the field otherwise."""
     if len(body) > limits.max_body_bytes:
         raise RequestError(413, "body", f"the request body has {len(body)} bytes; at most {limits.max_body_bytes}")
-    try:
-        payload = json.loads(body)
-    except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise RequestError(400, "body", f"not valid JSON: {error}") from None
+    payload = _json(body)
     if not isinstance(payload, dict):
         raise RequestError(422, "body", "must be a JSON object, e.g. {\"text\": [\"...\"]}")
-    unknown = sorted(set(payload) - {"text", "prefixes", *REQUEST_OPTIONS})
+    unknown = sorted(set(payload) - set(FIELDS))
     if unknown:
-        raise RequestError(422, unknown[0], f"unknown field; valid: text, prefixes, {', '.join(REQUEST_OPTIONS)}")
+        raise RequestError(422, unknown[0], f"unknown field; valid: {', '.join(FIELDS)}")
     text = payload.get("text")
     sentences = [text] if isinstance(text, str) else text
     if not isinstance(sentences, list) or not sentences or not all(isinstance(s, str) for s in sentences):
         raise RequestError(422, "text", "must be a non-empty string or a non-empty list of strings")
     if len(sentences) > limits.max_sentences:
         raise RequestError(413, "text", f"{len(sentences)} sentences; at most {limits.max_sentences} per request")
-    for index, sentence in enumerate(sentences):
-        if len(sentence) > limits.max_characters:
-            raise RequestError(413, "text", f"sentence {index} has {len(sentence)} characters; at most "
-                                            f"{limits.max_characters}")
+    _check_strings("text", sentences, limits)
     prefixes = payload.get("prefixes")
-    if prefixes is not None and (not isinstance(prefixes, list) or len(prefixes) != len(sentences)
-                                 or not all(isinstance(p, str) for p in prefixes)):
-        raise RequestError(422, "prefixes", f"must be a list of {len(sentences)} strings, one per sentence")
-    settings = {name: payload[name] for name in REQUEST_OPTIONS if name in payload}
-    for name, value in settings.items():
-        default = getattr(defaults, name)
-        if value is None and default is None:
-            continue
-        # JSON types accepted for the option's Python type (an int is a number too; true/false is neither)
-        accepted, described = (((str,), "a string") if isinstance(default, str) else
-                               ((int, float), "a number") if isinstance(default, float) else ((int,), "an int"))
-        if isinstance(value, bool) or not isinstance(value, accepted):
-            raise RequestError(422, name, f"must be {described}, got {json.dumps(value)}")
-    if settings.get("beam_size", 1) > limits.max_beam_size:
-        raise RequestError(422, "beam_size", f"at most {limits.max_beam_size}, got {settings['beam_size']}")
-    options = replace(defaults, **settings)
+    if prefixes is not None:
+        if not isinstance(prefixes, list) or len(prefixes) != len(sentences) or not all(isinstance(p, str)
+                                                                                        for p in prefixes):
+            raise RequestError(422, "prefixes", f"must be a list of {len(sentences)} strings, one per sentence")
+        _check_strings("prefixes", prefixes, limits)
+    settings = {name: payload[name] for name in DecodeOptions.names() if name in payload}
+    if isinstance(settings.get("sampling"), str):
+        _check_strings("sampling", [settings["sampling"]], limits)
     try:
-        options.check()
-    except ValueError as error:
-        field = str(error).split(":", 1)[0]
-        raise RequestError(422, field if field in REQUEST_OPTIONS else "body", str(error)) from None
+        options = DecodeOptions.from_mapping(settings, defaults)
+    except DecodeOptionError as error:
+        raise RequestError(422, error.option, str(error)) from None
+    if options.beam_size > limits.max_beam_size:
+        raise RequestError(422, "beam_size", f"at most {limits.max_beam_size}, got {options.beam_size}")
     return sentences, options, prefixes
+
+
+def _json(body: bytes) -> Any:
+    """The parsed body; 400 for what is not JSON, or not JSON this service can take."""
+
+    def refuse_constant(name: str) -> None:
+        raise RequestError(400, "body", f"not valid JSON: {name} is not a JSON number (JSON numbers are finite)")
+
+    def finite(number: str) -> float:
+        value = float(number)
+        if not math.isfinite(value):  # 1e999: valid JSON, but no float holds it
+            raise RequestError(400, "body", f"the number {number[:40]} is too large for a float")
+        return value
+
+    try:
+        return json.loads(body, parse_constant=refuse_constant, parse_float=finite)
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise RequestError(400, "body", f"not valid JSON: {error}") from None
+    except RecursionError:
+        raise RequestError(400, "body", "the JSON is nested too deeply; a request is an object of strings, "
+                                        "numbers and lists of strings") from None
+
+
+def _check_strings(field: str, strings: list[str], limits: RequestLimits) -> None:
+    """Text the tokenizers can read: valid Unicode (JSON's \\u escapes can make unpaired surrogates, which are
+    not) and at most ``max_characters`` characters each."""
+    for index, string in enumerate(strings):
+        where = f"{field} {index}" if field != "sampling" else field
+        try:
+            string.encode("utf-8")
+        except UnicodeEncodeError as error:
+            raise RequestError(400, field, f"{where} is not valid Unicode text: an unpaired surrogate "
+                                           f"(\\u{ord(string[error.start]):04x}) at character {error.start}") from None
+        if len(string) > limits.max_characters:
+            raise RequestError(413, field, f"{where} has {len(string)} characters; at most {limits.max_characters}")
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    """The request's body; 413 as soon as it is longer than ``limit`` bytes (the rest is not read)."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        raise RequestError(413, "body", f"the request body has {int(declared)} bytes; at most {limit}")
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        chunks.append(chunk)
+        size += len(chunk)
+        if size > limit:
+            raise RequestError(413, "body", f"the request body has more than {limit} bytes; at most {limit}")
+    return b"".join(chunks)
+
+
+class SafeJSONResponse(JSONResponse):
+    """JSON with non-ASCII characters escaped: an error message may quote what the client sent, and what it sent
+    may not be encodable as UTF-8."""
+
+    def render(self, content: Any) -> bytes:
+        return json.dumps(content, ensure_ascii=True, allow_nan=False, separators=(",", ":")).encode("ascii")
 
 
 def make_app(batching: BatchingTranslator, defaults: DecodeOptions, limits: RequestLimits) -> Starlette:
@@ -124,9 +170,10 @@ def make_app(batching: BatchingTranslator, defaults: DecodeOptions, limits: Requ
 
     async def translate(request: Request) -> JSONResponse:
         try:
-            sentences, options, prefixes = parse_request(await request.body(), defaults, limits)
+            sentences, options, prefixes = parse_request(await read_body(request, limits.max_body_bytes), defaults,
+                                                         limits)
         except RequestError as error:
-            return JSONResponse({"error": str(error), "field": error.field}, status_code=error.status)
+            return SafeJSONResponse({"error": str(error), "field": error.field}, status_code=error.status)
         future = batching.submit(sentences, options, prefixes)
         try:
             translations = await asyncio.wrap_future(future)
@@ -147,18 +194,17 @@ def serve(cfg) -> None:
     import signal
 
     import uvicorn
-    from omegaconf import OmegaConf
 
+    from seq2seq.config_checks import decode_options
     from seq2seq.inference.evaluation import checkpoint_paths
     from seq2seq.inference.translator import Translator
 
     check_serve_config(cfg)
     translator = Translator.from_checkpoint(checkpoint_paths(cfg), device=cfg.device, average_last=cfg.average_last,
                                             quantize=cfg.quantize, ensemble_combine=cfg.ensemble_combine)
-    decode = {key: value for key, value in OmegaConf.to_container(cfg.decode, resolve=True).items() if key != "alignment"}
-    defaults = DecodeOptions.from_mapping({**decode, "batch_size": cfg.max_batch_size, "max_tokens": cfg.max_tokens})
+    defaults = decode_options(cfg.decode)
     limits = RequestLimits(cfg.max_sentences, cfg.max_characters, cfg.max_body_bytes, cfg.max_beam_size)
-    batching = BatchingTranslator(translator, cfg.max_batch_size, cfg.batch_timeout)
+    batching = BatchingTranslator(translator, cfg.max_batch_size, cfg.batch_timeout, cfg.max_tokens)
     log.info("serving %s on %s: batches of up to %d sentences, waiting up to %g s for them; no authentication",
              ", ".join(str(c.path) for c in translator.checkpoints), translator.device, cfg.max_batch_size,
              cfg.batch_timeout)
@@ -182,15 +228,17 @@ def serve(cfg) -> None:
 def check_serve_config(cfg) -> None:
     from omegaconf import OmegaConf
 
-    from seq2seq.config_checks import ConfigError, check_decode
+    from seq2seq.config_checks import ConfigError, decode_options
 
     if OmegaConf.is_missing(cfg, "ckpt_path") or not cfg.ckpt_path:
         raise ConfigError("ckpt_path: required, e.g. ckpt_path=logs/train/runs/<run>/checkpoints/last.ckpt")
-    check_decode(cfg.decode)
+    decode_options(cfg.decode)
     if not 0 <= cfg.port <= 65535:
         raise ConfigError(f"port: must be in [0, 65535] (0: any free port), got {cfg.port}")
     for key in ("max_batch_size", "max_sentences", "max_characters", "max_body_bytes", "max_beam_size"):
         if cfg[key] < 1:
             raise ConfigError(f"{key}: must be at least 1, got {cfg[key]}")
+    if cfg.max_tokens is not None and cfg.max_tokens < 1:
+        raise ConfigError(f"max_tokens: must be at least 1 or null, got {cfg.max_tokens}")
     if cfg.batch_timeout < 0:
         raise ConfigError(f"batch_timeout: must be >= 0 seconds, got {cfg.batch_timeout}")

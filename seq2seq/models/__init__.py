@@ -11,7 +11,7 @@ from seq2seq.models.attention import Attention, AttentionOutput
 from seq2seq.models.bridge import Bridge
 from seq2seq.models.decoder import Decoder, DecoderOutput, DecoderState, Memory
 from seq2seq.models.encoder import Encoder, EncoderOutput
-from seq2seq.models.seq2seq import Seq2Seq, Seq2SeqOutput
+from seq2seq.models.seq2seq import Seq2Seq
 
 __all__ = [
     "Attention",
@@ -24,5 +24,4 @@ __all__ = [
     "EncoderOutput",
     "Memory",
     "Seq2Seq",
-    "Seq2SeqOutput",
 ]

@@ -82,6 +82,25 @@ class Decoder(nn.Module):
         self.rnn = make_rnn(rnn_type, rnn_input_size, hidden_size, num_layers, False, dropout)
         self.attention = Attention(attention, hidden_size, encoder_output_size, attention_size)
         self.combine = nn.Linear(hidden_size + encoder_output_size, hidden_size, bias=False)
+        self.step_cells: Optional[nn.Module] = None  # see use_step_cells
+
+    def use_step_cells(self, cells: nn.Module) -> None:
+        """Run the input-feeding loop on ``cells`` instead of the RNN's own weights, which it replaces.
+
+        ``cells`` does what :func:`stepwise.project_inputs` and :func:`stepwise.step` do on the RNN, with the
+        same shapes, as ``cells.project_inputs(embedded)`` and ``cells.step(projected, fed, state)``: int8
+        decoding's copy (:class:`seq2seq.inference.quantize.StepRNN`), whose linear layers can be quantized
+        where an ``nn.LSTM``'s step-by-step weights cannot. Decoding only: it has no fused training path.
+        """
+        if not self.input_feeding:
+            raise ValueError("use_step_cells: without input feeding the decoder runs its RNN over whole sequences")
+        self.step_cells = cells
+        self.rnn = None
+
+    def _project(self, embedded: Tensor) -> Tensor:
+        if self.step_cells is not None:
+            return self.step_cells.project_inputs(embedded)
+        return stepwise.project_inputs(self.rnn, embedded)
 
     def memory(self, encoder_outputs: Tensor, mask: Tensor) -> Memory:
         return Memory(encoder_outputs, mask, self.attention.project_keys(encoder_outputs))
@@ -105,7 +124,7 @@ class Decoder(nn.Module):
             return DecoderOutput(outputs, weights, DecoderState(rnn_state, outputs[:, -1]))
         # Input feeding: only the fed-back part of each step needs the loop. Layer 0's projection of the
         # target embeddings is computed for all steps at once, before it.
-        projected = stepwise.project_inputs(self.rnn, embedded)  # (B, T, G*H)
+        projected = self._project(embedded)  # (B, T, G*H)
         fused = stepwise.fuse_weights(self.rnn, embedded.shape[-1]) if isinstance(self.rnn, nn.LSTM) else None
         step_outputs, step_weights = [], []
         # unbind, not projected[:, t]: the backward of T slices would zero-fill and add up T copies of the whole
@@ -124,13 +143,16 @@ class Decoder(nn.Module):
             output, weights = self.attend(rnn_output, memory)  # (B, 1, H), (B, 1, S)
             output = output.squeeze(1)  # (B, H)
             return output, weights.squeeze(1), DecoderState(rnn_state, output)
-        return self.step_projected(stepwise.project_inputs(self.rnn, embedded), memory, state)
+        return self.step_projected(self._project(embedded), memory, state)
 
     def step_projected(
         self, projected: Tensor, memory: Memory, state: DecoderState, fused: Optional[list] = None
     ) -> tuple[Tensor, Tensor, DecoderState]:
         """An input-feeding step from layer 0's projected embedding (B, G*H)."""
-        rnn_output, rnn_state = stepwise.step(self.rnn, projected, state.attentional, state.rnn, fused)  # (B, H)
+        if self.step_cells is not None:
+            rnn_output, rnn_state = self.step_cells.step(projected, state.attentional, state.rnn)  # (B, H)
+        else:
+            rnn_output, rnn_state = stepwise.step(self.rnn, projected, state.attentional, state.rnn, fused)
         output, weights = self.attend(rnn_output.unsqueeze(1), memory)  # (B, 1, H), (B, 1, S)
         output = output.squeeze(1)  # (B, H)
         return output, weights.squeeze(1), DecoderState(rnn_state, output)

@@ -2,19 +2,15 @@
 
 from __future__ import annotations
 
-from typing import NamedTuple, Optional
+from typing import Optional
 
+import torch
 from torch import Tensor, nn
 
 from seq2seq.models.bridge import Bridge
 from seq2seq.models.decoder import Decoder, DecoderOutput, DecoderState, Memory
 from seq2seq.models.encoder import Encoder
 from seq2seq.models.initialization import initialize
-
-
-class Seq2SeqOutput(NamedTuple):
-    logits: Tensor  # (B, T, V_tgt)
-    attention: Tensor  # (B, T, S)
 
 
 class Seq2Seq(nn.Module):
@@ -26,9 +22,9 @@ class Seq2Seq(nn.Module):
     ``init_range``, ``embedding_init_std``; see :mod:`seq2seq.models.initialization`). ``hidden_size`` is the decoder's size and the width of the encoder's
     outputs, as in OpenNMT-py; set ``encoder_hidden_size`` to size the encoder's directions directly.
 
-    Shapes:
-        src: (B, S); src_lengths: (B,); tgt_in: (B, T) = <bos> y_1 .. y_{T-1}
-        returns Seq2SeqOutput(logits (B, T, V_tgt), attention (B, T, S))
+    Two ways to use it, and one function for the probabilities in each: :meth:`target_log_probs` (teacher
+    forcing: the training loss and the scoring of given targets) and :meth:`step_log_probs` (one token at a
+    time: search). Shapes: src (B, S); src_lengths (B,); tgt_in (B, T) = <bos> y_1 .. y_{T-1}.
     """
 
     def __init__(
@@ -102,6 +98,19 @@ class Seq2Seq(nn.Module):
         memory, state = self.encode(src, src_lengths)
         return self.decoder(tgt_in, memory, state)
 
-    def forward(self, src: Tensor, src_lengths: Tensor, tgt_in: Tensor) -> Seq2SeqOutput:
-        decoded = self.decode(src, src_lengths, tgt_in)  # outputs (B, T, H)
-        return Seq2SeqOutput(logits=self.output_layer(decoded.outputs), attention=decoded.attention)  # (B, T, V)
+    def target_log_probs(self, src: Tensor, src_lengths: Tensor, tgt_in: Tensor, positions: Tensor) -> Tensor:
+        """Teacher forcing: (N, V) log-probabilities of the next token at the N ``positions`` (a (B, T) bool
+        mask, True at real target tokens), in float32 at least (half precision is too coarse for a softmax).
+
+        The output layer, a step's largest matrix product, runs only there: a padded position's would be
+        thrown away."""
+        outputs = self.decode(src, src_lengths, tgt_in).outputs  # (B, T, H)
+        logits = self.output_layer(outputs[positions])  # (N, V)
+        return torch.log_softmax(logits.to(torch.promote_types(logits.dtype, torch.float32)), dim=-1)
+
+    def step_log_probs(self, tokens: Tensor, memory: Memory, state: DecoderState) -> tuple[Tensor, Tensor, DecoderState]:
+        """One decoding step for tokens (N,): log-probabilities (N, V) of the next token (float32 at least),
+        attention (N, S) and the new state."""
+        output, attention, state = self.decoder.step(tokens, memory, state)  # (N, H), (N, S)
+        logits = self.output_layer(output)  # (N, V)
+        return torch.log_softmax(logits.to(torch.promote_types(logits.dtype, torch.float32)), dim=-1), attention, state

@@ -13,8 +13,7 @@ the GRU) on the module's own parameters, so the state dict, initialisation and t
   matrix product, before the time loop;
 * :func:`step` then only adds the part that needs the loop (the fed-back vector and the recurrence).
 
-A module that is not an ``nn.RNNBase`` but has ``project_inputs`` and ``step`` of its own (int8 decoding's
-:class:`seq2seq.inference.quantize.StepRNN`) is asked to do both itself.
+A decoder can be given other cells that do the same arithmetic (int8 decoding's; ``Decoder.use_step_cells``).
 """
 
 from __future__ import annotations
@@ -35,8 +34,6 @@ def project_inputs(rnn: nn.RNNBase, embedded: Tensor) -> Tensor:
     For an LSTM both biases are plain additions to the gates; for a GRU the hidden bias of the n gate is
     scaled by r, so only the input bias is folded here.
     """
-    if not isinstance(rnn, nn.RNNBase):  # a module that computes its own steps (the int8 decoding copy)
-        return rnn.project_inputs(embedded)
     width = embedded.shape[-1]
     bias = rnn.bias_ih_l0 + rnn.bias_hh_l0 if isinstance(rnn, nn.LSTM) else rnn.bias_ih_l0
     return F.linear(embedded, rnn.weight_ih_l0[:, :width], bias)  # (B, T, G*H)
@@ -77,8 +74,6 @@ def step(
         fused: :func:`fuse_weights` of an LSTM, to use instead of its separate matrices.
         returns the top layer's output (B, H) and the new state.
     """
-    if not isinstance(rnn, nn.RNNBase):  # a module that computes its own steps (the int8 decoding copy)
-        return rnn.step(projected, fed, state)
     is_lstm = isinstance(rnn, nn.LSTM)
     if fused is not None and is_lstm:
         return _fused_lstm_step(rnn, projected, fed, state, fused)

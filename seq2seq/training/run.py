@@ -26,9 +26,12 @@ from seq2seq.training.callbacks import ClosingValidation, GracefulShutdown, Last
 from seq2seq.training.checkpoint_io import AtomicCheckpointIO
 from seq2seq.training.console import ParameterSummary, quiet_lightning_console
 from seq2seq.training.distributed import ddp_in_sweep_job, stop_worker_processes, worker_error
+from seq2seq.training.dropout_seeding import DropoutSeeding
 from seq2seq.training.fit_loop import resume_epoch_ends_as_lightning_does_without_max_steps
-from seq2seq.training.module import NonFiniteLossError, TranslationModule
+from seq2seq.training.module import TranslationModule
+from seq2seq.training.nonfinite import NonFiniteLossError, NonFiniteUpdates
 from seq2seq.training.progress_log import ProgressLog
+from seq2seq.training.samples import ValidationSamples
 
 log = logging.getLogger(__name__)
 
@@ -74,7 +77,6 @@ def make_module(cfg: DictConfig, datamodule: TranslationDataModule) -> Translati
         decode=decode,
         monitor=cfg.monitor,
         monitor_mode=cfg.monitor_mode,
-        num_logged_samples=cfg.num_logged_samples,
     )
     module.attach_tokenizers(datamodule.src_tokenizer, datamodule.tgt_tokenizer)
     module.data_config = OmegaConf.to_container(cfg.data, resolve=True)
@@ -243,6 +245,10 @@ def _train(cfg: DictConfig) -> dict[str, float]:
     if not (trainer_args.get("enable_progress_bar", True) and sys.stdout.isatty()):
         callbacks = [callback for callback in callbacks if not isinstance(callback, ProgressBar)]
         trainer_args["enable_progress_bar"] = False
+    # The parts of training that are not the model's: skipping non-finite updates (and clipping), dropout seeded
+    # by position, attention maps and sample translations in TensorBoard.
+    callbacks += [NonFiniteUpdates(cfg.optim.max_nonfinite_in_a_row), DropoutSeeding(),
+                  ValidationSamples(cfg.num_logged_samples)]
     # A run that its step or epoch budget ends between two validations is validated once more at its end.
     callbacks.append(ClosingValidation())
     progress = ProgressLog()

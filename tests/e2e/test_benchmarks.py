@@ -141,10 +141,11 @@ if "{name}" == "onmt_train":
     for step in range(every, steps + 1, every):  # 4 steps/s
         at = (start + datetime.timedelta(seconds=step / 4)).strftime("%Y-%m-%d %H:%M:%S,%f")[:-3]
         print(f"[{{at}} INFO] Step {{step}}/{{steps:>5}}; acc: 50.0; ppl: 2.0", file=sys.stderr)
-    open(args["-save_model"] + f"_step_{{steps}}.pt", "w").write("weights")
+    for step in range(int(args["-save_checkpoint_steps"]), steps + 1, int(args["-save_checkpoint_steps"])):
+        open(args["-save_model"] + f"_step_{{step}}.pt", "w").write("weights")
     open(args["-save_model"] + ".args", "w").write(" ".join(sys.argv[1:]))
 elif "{name}" == "onmt_translate":  # "translates" by copying the source characters
-    assert args["-beam_size"] == "5" and args["-length_penalty"] == "none"
+    assert args["-beam_size"] in ("1", "5") and args["-length_penalty"] == "none"
     open(args["-output"], "w").write(open(args["-src"]).read())
 '''
 
@@ -157,7 +158,8 @@ def test_side_by_side_times_both_whole_loops_and_scores_both_outputs_alike(tmp_p
         (onmt / name).chmod(0o755)
     result = subprocess.run(
         [sys.executable, str(REPO / "benchmarks" / "side_by_side.py"), "--onmt", str(onmt), "--task", "short",
-         "--task-size", "600", "20", "30", "--steps", "50", "--from-step", "25", "--seeds", "3",
+         "--task-size", "600", "20", "30", "--steps", "50", "--from-step", "25", "--seeds", "3", "--beams", "5", "1",
+         "--checkpoint-every", "25", "--curve-split", "val",
          "--output-dir", str(tmp_path / "out"), "--onmt-option", "bucket_size=123", "model.hidden_size=16",
          "model.encoder_hidden_size=8", "model.src_embedding_dim=8", "model.tgt_embedding_dim=8", "data.batch_size=16"],
         capture_output=True, text=True, timeout=300, cwd=REPO)
@@ -172,9 +174,16 @@ def test_side_by_side_times_both_whole_loops_and_scores_both_outputs_alike(tmp_p
     references = (tmp_path / "out" / "task" / "test.tgt").read_text(encoding="utf-8").splitlines()
     copies = (tmp_path / "out" / "task" / "test.chars").read_text(encoding="utf-8").splitlines()
     wrong = sum(copy.split() != reference.split() for copy, reference in zip(copies, references))
-    assert onmt_run["sentence_error_rate"] == round(100 * wrong / len(references), 2)
-    assert 0 <= ours["sentence_error_rate"] <= 100 and 0 <= ours["symbol_error_rate"]
-    assert len((tmp_path / "out" / "seed3" / "ours.test.hyp").read_text(encoding="utf-8").splitlines()) == 30
+    for search in ("beam5", "greedy"):
+        assert onmt_run[f"{search}_sentence_error_rate"] == round(100 * wrong / len(references), 2)
+        assert 0 <= ours[f"{search}_sentence_error_rate"] <= 100 and 0 <= ours[f"{search}_symbol_error_rate"]
+        hypotheses = tmp_path / "out" / "seed3" / f"ours.test.{search}.hyp"
+        assert len(hypotheses.read_text(encoding="utf-8").splitlines()) == 30
+    # --checkpoint-every 25 --curve-split val: both sides' weights of steps 25 and 50 decoded the validation split.
+    curve = report["runs"][0]["curve"]
+    assert [row["step"] for row in curve] == [25, 50]
+    assert read_checkpoint(tmp_path / "out" / "seed3" / "ours" / "checkpoints" / "step25.ckpt").global_step == 25
+    assert all(0 <= row[side]["greedy_sentence_error_rate"] <= 100 for row in curve for side in ("ours", "opennmt"))
     basis = report["ratio_of"]  # side by side when the two logs overlapped in time, else the whole runs
     assert report["ours_over_opennmt_steps_per_s"] == pytest.approx(
         report["mean"]["ours"][basis]["mean"] / report["mean"]["opennmt"][basis]["mean"], rel=1e-2)

@@ -16,6 +16,7 @@ from hydra.core.global_hydra import GlobalHydra
 
 from seq2seq.checkpoint import read_checkpoint
 from seq2seq.config_checks import ConfigError
+from seq2seq.decode_options import DecodeOptions
 from seq2seq.inference.evaluation import evaluate
 from seq2seq.inference.loading import build_model
 from seq2seq.inference.metrics import error_rates
@@ -80,7 +81,7 @@ def test_scoring_the_test_split_writes_hypotheses_in_order_and_metrics(trained):
     sources = lines(trained.parent.parent.parent / "numbers" / "test.de")
     for i in (0, 7, 19):
         ids = stored.src_tokenizer.encode(sources[i])
-        alone = greedy_search(model, torch.tensor([ids]), torch.tensor([len(ids)]))
+        alone = greedy_search(model, torch.tensor([ids]), torch.tensor([len(ids)]), DecodeOptions(beam_size=1))
         assert hypotheses[i] == stored.tgt_tokenizer.decode(alone.tokens[0])
 
 
@@ -210,7 +211,7 @@ def test_alignments_and_prefixes_from_files(trained, tmp_path):
     (tmp_path / "prefixes.txt").write_text("seven\n\n\none hundred\n")
     output = tmp_path / "out.txt"
     evaluate(compose_evaluate(trained, f"input={source}", f"output={output}", f"prefix={tmp_path / 'prefixes.txt'}",
-                              "decode.alignment=true"))
+                              "alignment=true"))
     translations = lines(output)
     assert translations[0].startswith("seven") and translations[3].startswith("one hundred") and translations[2] == ""
     alignments = lines(tmp_path / "out.txt.align")

@@ -21,7 +21,7 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 from seq2seq.checkpoint import read_checkpoint
 from seq2seq.training.callbacks import TrainingInterrupted
 from seq2seq.training.distributed import DistributedWorkerError
-from seq2seq.training.module import NonFiniteLossError
+from seq2seq.training.nonfinite import NonFiniteLossError
 from seq2seq.training.run import train
 from tests.e2e.conftest import compose_train, script_command, tiny_overrides
 from tests.helpers import RecordWeights

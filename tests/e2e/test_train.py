@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import subprocess
 from pathlib import Path
@@ -219,5 +220,6 @@ def test_decoding_never_runs_past_the_output_cap_whatever_the_source_length(tmp_
     module.eval()
     src = torch.randint(4, datamodule.src_tokenizer.vocab_size, (2, 400))
     for beam_size in (1, 3):
-        hypotheses = module.search(src, torch.tensor([400, 250]), beam_size=beam_size)
+        options = dataclasses.replace(module.decode_options, beam_size=beam_size)
+        hypotheses = module.decoding.search(src, torch.tensor([400, 250]), options)
         assert [len(tokens) for tokens in hypotheses.tokens] == [cap, cap]  # not 1.5 x 400 + 10

@@ -12,8 +12,9 @@ import pytest
 import torch
 
 from seq2seq.checkpoint import CHECKPOINT_KEY, CheckpointError, read_checkpoint
-from seq2seq.config import DecodeConfig, OptimConfig
+from seq2seq.config import OptimConfig
 from seq2seq.data.tokenizer import TextTokenizer
+from seq2seq.decode_options import DecodeOptions
 from seq2seq.training.module import TranslationModule
 
 SRC_TEXTS = ["ein zwei drei", "zwei drei vier", "fünf sechs"]
@@ -31,7 +32,7 @@ def make_module(seed: int = 0, model: Optional[dict[str, Any]] = None) -> Transl
         src_vocab_size=src.vocab_size,
         tgt_vocab_size=tgt.vocab_size,
         optim=asdict(OptimConfig()),
-        decode=asdict(DecodeConfig()),
+        decode=asdict(DecodeOptions(beam_size=1)),
     )
     module.attach_tokenizers(src, tgt)
     return module

@@ -4,7 +4,6 @@ from a checkpoint, checkpoint averaging, and the data settings a split evaluatio
 from __future__ import annotations
 
 import logging
-from dataclasses import asdict
 from pathlib import Path
 from typing import NamedTuple
 
@@ -15,16 +14,18 @@ from hydra.core.global_hydra import GlobalHydra
 from torch import Tensor
 
 from seq2seq.checkpoint import CheckpointError, read_checkpoint
-from seq2seq.config import DecodeConfig, register_configs
+from seq2seq.config import register_configs
 from seq2seq.config_checks import ConfigError
 from seq2seq.data.tokenizer import EOS_ID, PAD_ID, TextTokenizer
-from seq2seq.inference.decoding import length_batches, translate_ids, translate_lines
+from seq2seq.decode_options import DecodeOptions
 from seq2seq.inference.evaluation import check_evaluate_config, output_paths, split_data_settings
+from seq2seq.inference.length_batches import length_batches
 from seq2seq.inference.loading import average_checkpoints, build_model, latest_checkpoints
 from seq2seq.inference.search import greedy_search
 from seq2seq.inference.text_io import format_translations, read_input
 from seq2seq.inference.translator import LoadedCheckpoint, Translator
 from seq2seq.models import Seq2Seq
+from tests.helpers.teacher_forcing import logits_and_attention
 from tests.unit.test_checkpoint import make_module, write_checkpoint
 
 pytestmark = pytest.mark.usefixtures("single_thread")
@@ -72,8 +73,17 @@ class CopyModel:
         logits[torch.arange(src.size(0)), wanted] = 20.0
         return logits, torch.zeros(src.shape), _Position(state.step + 1)
 
-    def output_layer(self, output: Tensor) -> Tensor:
-        return output
+    def step_log_probs(self, tokens: Tensor, memory: _Source, state: _Position):
+        logits, attention, state = self.step(tokens, memory, state)
+        return torch.log_softmax(logits, dim=-1), attention, state
+
+
+def translate_lines(translator: Translator, lines, decode: dict, batch_size: int, max_input_tokens: int,
+                    lowercase: bool = False, name: str = "input", on_batch=None, max_tokens=None):
+    """Raw lines through the translator's two halves: its text encoding, then its decoding path."""
+    translator.text.max_input_tokens, translator.text.lowercase = max_input_tokens, lowercase
+    return translator.decoding.translate_ids(translator.text.sources(lines, name), DecodeOptions(**decode),
+                                             batch_size=batch_size, max_tokens=max_tokens, on_batch=on_batch)
 
 
 @pytest.fixture
@@ -153,9 +163,9 @@ def test_batched_decoding_of_a_real_model_equals_decoding_one_sentence_at_a_time
     translator = Translator(model, tokenizer, tokenizer, torch.device("cpu"))
     generator = torch.Generator().manual_seed(1)
     src_ids = [torch.randint(4, 12, (n,), generator=generator).tolist() for n in (3, 7, 1, 5, 2, 6, 4)]
-    batched = translate_ids(translator, src_ids, GREEDY, batch_size=3)
+    batched = translator.decoding.translate_ids(src_ids, DecodeOptions(**GREEDY), batch_size=3, max_tokens=None)
     for ids, translation in zip(src_ids, batched):
-        alone = greedy_search(model, torch.tensor([ids]), torch.tensor([len(ids)]))
+        alone = greedy_search(model, torch.tensor([ids]), torch.tensor([len(ids)]), DecodeOptions(**GREEDY))
         assert translation.text == tokenizer.decode(alone.tokens[0])
         assert translation.score == pytest.approx(alone.scores[0])
 
@@ -183,7 +193,7 @@ def test_the_rebuilt_model_computes_what_the_trained_one_did(tmp_path):
     src, src_lengths = torch.tensor([[4, 5, 6], [7, 4, 0]]), torch.tensor([3, 2])
     tgt_in = torch.tensor([[2, 4], [2, 5]])
     with torch.no_grad():
-        assert torch.equal(rebuilt(src, src_lengths, tgt_in).logits, module.model(src, src_lengths, tgt_in).logits)
+        assert torch.equal(logits_and_attention(rebuilt, src, src_lengths, tgt_in)[0], logits_and_attention(module.model, src, src_lengths, tgt_in)[0])
     assert not rebuilt.training
 
 
@@ -273,7 +283,9 @@ def test_evaluation_decodes_with_the_same_defaults_as_training_except_the_beam()
     """One default per setting: training's decode settings (validation, the test split after training) and
     evaluate.py's agree, length penalty included; only the beam differs (training decodes greedily by default)."""
     evaluation = compose_evaluate("ckpt_path=x").decode
-    training = asdict(DecodeConfig())
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
+        training = dict(compose(config_name="train").decode)
     assert (training["beam_size"], evaluation.beam_size) == (1, 5)
     assert {key: evaluation[key] for key in training if key != "beam_size"} == \
         {key: value for key, value in training.items() if key != "beam_size"}

@@ -11,8 +11,11 @@ import math
 import pytest
 import torch
 
-from seq2seq.inference.search import BOS_ID, EOS_ID, PAD_ID, Hypotheses, beam_search, greedy_search, max_output_length
+from seq2seq.decode_options import DecodeOptions
+from seq2seq.inference import search
+from seq2seq.inference.search import BOS_ID, EOS_ID, PAD_ID, Hypotheses, max_output_length
 from seq2seq.models import DecoderState, Memory, Seq2Seq
+from tests.helpers.teacher_forcing import logits_and_attention
 
 pytestmark = pytest.mark.usefixtures("single_thread")
 
@@ -45,6 +48,16 @@ def make_model(rnn_type="lstm", input_feeding=True, seed=0, eos_bias=1.0):
     return model.double().eval()
 
 
+def greedy_search(model, src, lengths, **options):
+    """Greedy search with these options (the others at their defaults)."""
+    return search.greedy_search(model, src, lengths, DecodeOptions(beam_size=1, **options))
+
+
+def beam_search(model, src, lengths, **options):
+    """Beam search with these options (the others at their defaults)."""
+    return search.beam_search(model, src, lengths, DecodeOptions(**options))
+
+
 def make_batch(lengths=LENGTHS, seed=100):
     """Random real tokens up to each length, PAD (0) after."""
     generator = torch.Generator().manual_seed(seed)
@@ -71,8 +84,6 @@ class BigramModel:
             for token, p in row.items():
                 table[previous, token] = p
         self.log_probs = (table / table.sum(dim=1, keepdim=True)).log()  # (V, V)
-        self.decoder = self  # the search calls model.decoder.step
-        self.output_layer = lambda output: output  # the step's "output" already is log-probs
         self.encode_calls, self.step_rows, self.inference_mode = 0, [], []
 
     def encode(self, src, src_lengths):
@@ -82,11 +93,11 @@ class BigramModel:
         memory = Memory(torch.zeros(batch_size, src_length, 1, dtype=torch.double), mask, None)
         return memory, DecoderState(torch.zeros(1, batch_size, 1), torch.zeros(batch_size, 1))
 
-    def step(self, tokens, memory, state):
+    def step_log_probs(self, tokens, memory, state):
         self.step_rows.append(tokens.numel())
         self.inference_mode.append(torch.is_inference_mode_enabled())
         attention = memory.mask.double() / memory.mask.sum(dim=1, keepdim=True)  # uniform over real tokens
-        return self.log_probs[tokens], attention, state.index_select(torch.arange(tokens.numel()))
+        return self.log_probs[tokens].clone(), attention, state.index_select(torch.arange(tokens.numel()))
 
 
 A, B, C, D = 4, 5, 6, 7
@@ -127,9 +138,6 @@ def test_beam_size_one_is_greedy(config, length_penalty):
         torch.testing.assert_close(beam_attention, greedy_attention)
     if length_penalty == 0.0:
         assert beam.scores == pytest.approx(greedy.scores, abs=1e-9)
-        # Without a length penalty, waiting for a better hypothesis changes nothing with one beam either.
-        exact = beam_search(model, src, lengths, beam_size=1, length_penalty=0.0, stop_early=False)
-        assert exact.tokens == greedy.tokens
 
 
 @pytest.mark.parametrize("search", ["greedy", "beam"])
@@ -163,7 +171,7 @@ def test_scores_and_attention_match_teacher_forcing(config):
             # Live hypotheses are only finished at the limit, so a shorter one must have ended with eos.
             ended = len(tokens) < limits[index]
             tgt = torch.tensor([BOS_ID] + tokens + ([EOS_ID] if ended else []))
-            logits, attention = model(*alone(src, lengths, index), tgt[:-1].unsqueeze(0))
+            logits, attention = logits_and_attention(model, *alone(src, lengths, index), tgt[:-1].unsqueeze(0))
             log_probs = torch.log_softmax(logits[0], dim=-1).gather(1, tgt[1:].unsqueeze(1))
             assert score == pytest.approx(log_probs.sum().item(), abs=1e-9)
             if rank == 0:
@@ -208,12 +216,11 @@ def test_length_penalty_changes_the_choice():
     assert [[t for t, _ in nbest] for nbest in strong.nbest] == [[[L, M, N], [S]]] * 2
 
 
-@pytest.mark.parametrize("search", ["greedy", "beam", "beam-not-early"])
+@pytest.mark.parametrize("search", ["greedy", "beam"])
 def test_max_length_is_respected(search):
     decode = {
         "greedy": greedy_search,
         "beam": lambda *a, **k: beam_search(*a, beam_size=3, n_best=3, **k),
-        "beam-not-early": lambda *a, **k: beam_search(*a, beam_size=3, n_best=3, stop_early=False, **k),
     }[search]
     src, lengths = make_batch()
     never_ends = make_model(eos_bias=-100.0)
@@ -228,13 +235,12 @@ def test_max_length_is_respected(search):
     assert all(len(tokens) <= 3 for nbest in result.nbest for tokens, _ in nbest)
 
 
-@pytest.mark.parametrize("stop_early", [True, False])
-def test_max_length_holds_where_longer_would_score_better(stop_early):
+def test_max_length_holds_where_longer_would_score_better():
     """With a strong length penalty "L M N eos" beats everything, but the first sentence's limit is 2 steps
     while the second one's (6) keeps the batch going."""
     src, lengths = make_batch([1, 5])
     result = beam_search(BigramModel(SHORT_OR_LONG), src, lengths, beam_size=3, n_best=3, length_penalty=2.0,
-                         max_length_ratio=1.0, max_length_constant=1, stop_early=stop_early)
+                         max_length_ratio=1.0, max_length_constant=1)
     assert [tokens for tokens, _ in result.nbest[0]] == [[S], [L, M], [S, X]]
     assert result.tokens[1] == [L, M, N]
 
@@ -273,23 +279,8 @@ def test_a_full_pool_does_not_end_the_search_while_a_live_hypothesis_is_ahead(le
     assert len(model.step_rows) == 4  # and it ends at the step where "A B C eos" finishes
 
 
-@pytest.mark.parametrize("config", MODELS, ids=MODEL_IDS)
-def test_waiting_for_better_hypotheses_is_never_worse(config):
-    model = make_model(*config)
-    src, lengths = make_batch()
-    early = beam_search(model, src, lengths, beam_size=3)
-    exact = beam_search(model, src, lengths, beam_size=3, stop_early=False)
-    assert all(e >= s - 1e-9 for e, s in zip(exact.scores, early.scores))
-
-
-def test_arguments_are_validated():
-    model = BigramModel(GREEDY_MISSES)
-    src, lengths = make_batch([2])
-    with pytest.raises(ValueError, match="beam_size"):
-        beam_search(model, src, lengths, beam_size=0)
-    with pytest.raises(ValueError, match="n_best"):
-        beam_search(model, src, lengths, beam_size=2, n_best=3)
-    with pytest.raises(ValueError, match="n_best"):
-        beam_search(model, src, lengths, beam_size=2, n_best=0)
-    with pytest.raises(ValueError, match="length_penalty"):
-        beam_search(model, src, lengths, length_penalty=-1.0)
+def test_impossible_options_are_refused_where_they_are_made_naming_them():
+    for options, named in [(dict(beam_size=0), "beam_size"), (dict(beam_size=2, n_best=3), "n_best"),
+                           (dict(beam_size=2, n_best=0), "n_best"), (dict(length_penalty=-1.0), "length_penalty")]:
+        with pytest.raises(ValueError, match=named):
+            DecodeOptions(**options)

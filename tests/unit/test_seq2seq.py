@@ -8,6 +8,7 @@ from torch.nn import functional as F
 
 from seq2seq.models import Seq2Seq
 from seq2seq.models.attention import KINDS
+from tests.helpers.teacher_forcing import logits_and_attention
 
 pytestmark = pytest.mark.usefixtures("single_thread")
 
@@ -38,7 +39,7 @@ def test_constructs_from_vocabulary_sizes_alone():
     tgt_in, _ = padded([5, 3, 1], T, TGT_VOCAB, seed=1)
 
     with torch.no_grad():
-        logits, attention = model(src, src_lengths, tgt_in)
+        logits, attention = logits_and_attention(model, src, src_lengths, tgt_in)
 
     assert logits.shape == (B, T, TGT_VOCAB)
     assert attention.shape == (B, T, S)
@@ -59,7 +60,7 @@ def test_output_shapes(rnn_type, attention, bridge):
     tgt_in, _ = padded([5, 3, 1], T, TGT_VOCAB, seed=1)
 
     with torch.no_grad():
-        logits, attention_weights = model(src, src_lengths, tgt_in)
+        logits, attention_weights = logits_and_attention(model, src, src_lengths, tgt_in)
 
     assert logits.shape == (B, T, TGT_VOCAB)
     assert attention_weights.shape == (B, T, S)
@@ -79,9 +80,9 @@ def test_a_sentence_gets_the_same_logits_alone_or_padded_in_a_batch(rnn_type, at
     tgt_in, tgt_lengths = padded([3, 4, 2], T, TGT_VOCAB, seed=1)
 
     with torch.no_grad():
-        batch_logits, batch_attention = model(src, src_lengths, tgt_in)
+        batch_logits, batch_attention = logits_and_attention(model, src, src_lengths, tgt_in)
         for b, (n, m) in enumerate(zip(src_lengths.tolist(), tgt_lengths.tolist())):
-            logits, attention_weights = model(src[b : b + 1, :n], src_lengths[b : b + 1], tgt_in[b : b + 1, :m])
+            logits, attention_weights = logits_and_attention(model, src[b : b + 1, :n], src_lengths[b : b + 1], tgt_in[b : b + 1, :m])
 
             torch.testing.assert_close(batch_logits[b, :m], logits[0], rtol=0, atol=1e-5)
             torch.testing.assert_close(batch_attention[b, :m, :n], attention_weights[0], rtol=0, atol=1e-5)
@@ -99,7 +100,7 @@ def test_tied_embeddings_share_one_parameter():
     # A gradient step through the output layer moves the embedding too.
     src, src_lengths = padded([2, 5, 3], S, SRC_VOCAB, seed=0)
     tgt_in, _ = padded([3, 4, 2], T, TGT_VOCAB, seed=1)
-    tied(src, src_lengths, tgt_in).logits.sum().backward()
+    logits_and_attention(tied, src, src_lengths, tgt_in)[0].sum().backward()
     assert tied.decoder.embedding.weight.grad is tied.output_layer.weight.grad
 
 
@@ -170,7 +171,7 @@ def test_a_small_model_overfits_a_handful_of_pairs_exactly():
     model.train()
     for _ in range(200):
         optimizer.zero_grad()
-        logits = model(src, src_lengths, tgt_in).logits  # (B, T, V)
+        logits = logits_and_attention(model, src, src_lengths, tgt_in)[0]  # (B, T, V)
         loss = F.cross_entropy(logits.reshape(-1, TGT_VOCAB), tgt_out.reshape(-1), ignore_index=PAD)
         loss.backward()
         optimizer.step()

@@ -8,6 +8,8 @@ import torch.nn.functional as F
 
 from seq2seq.data.collate import collate
 from seq2seq.training.module import TranslationModule
+from seq2seq.training.nonfinite import NonFiniteLossError, NonFiniteUpdates
+from tests.helpers.teacher_forcing import logits_and_attention
 
 OPTIM = {"optimizer": "adam", "lr": 1e-3, "betas": [0.9, 0.999], "weight_decay": 0.0, "label_smoothing": 0.0,
          "scheduler": "none", "warmup_steps": 0, "plateau_factor": 0.5, "plateau_patience": 1, "min_lr": 1e-6}
@@ -28,7 +30,7 @@ def test_loss_on_real_tokens_equals_full_logits_with_ignore_index(input_feeding,
     module = make_module(input_feeding, label_smoothing).double().eval()
     batch = collate([(0, [4, 5, 6], [7, 8, 9, 10]), (1, [5], [7]), (2, [6, 7, 8, 9, 10], [11, 12])])
     loss_sum, count = module.loss(batch)
-    logits = module.model(batch.src, batch.src_lengths, batch.tgt_in).logits  # (B, T, V)
+    logits = logits_and_attention(module.model, batch.src, batch.src_lengths, batch.tgt_in)[0]  # (B, T, V)
     plain = F.cross_entropy(logits.flatten(0, 1), batch.tgt_out.flatten(), ignore_index=0,
                             label_smoothing=label_smoothing, reduction="sum")
     assert int(count) == batch.num_tgt_tokens == 4 + 1 + 1 + 1 + 2 + 1
@@ -67,6 +69,14 @@ def test_attached_tokenizer_must_match_the_vocabulary():
         module.attach_tokenizers(tokenizer, tokenizer)
 
 
+def guard_step(module, optimizer, clip: float | None, guard: NonFiniteUpdates | None = None) -> NonFiniteUpdates:
+    """What Lightning does between backward and the optimizer step: the guard's hook, with a stand-in trainer."""
+    guard = guard or NonFiniteUpdates(max_in_a_row=2)
+    trainer = SimpleNamespace(gradient_clip_val=clip, current_epoch=0, global_step=7)
+    guard.on_before_optimizer_step(trainer, module, optimizer)
+    return guard
+
+
 def test_an_update_with_non_finite_gradients_is_skipped(monkeypatch):
     torch.manual_seed(0)
     module = make_module(True, 0.0)
@@ -77,22 +87,30 @@ def test_an_update_with_non_finite_gradients_is_skipped(monkeypatch):
     (loss_sum / count).backward()
     next(module.parameters()).grad[0, 0] = float("inf")
     before = [p.detach().clone() for p in module.parameters()]
-    module.configure_gradient_clipping(optimizer, gradient_clip_val=1.0)
+    guard = guard_step(module, optimizer, clip=1.0)
     optimizer.step()
     assert all(p.grad is None for p in module.parameters())
     assert all(torch.equal(a, b) for a, b in zip(before, module.parameters()))
+    assert (guard.in_a_row, guard.total) == (1, 1)
+    with pytest.raises(NonFiniteLossError, match=r"2 batches in a row \(optim.max_nonfinite_in_a_row=2\)"):
+        guard._loss = torch.tensor(float("nan"))  # a NaN loss, as on_before_backward records it
+        guard_step(module, optimizer, clip=1.0, guard=guard)
 
 
 def test_finite_gradients_are_clipped_to_the_limit(monkeypatch):
     torch.manual_seed(0)
     module = make_module(True, 0.0)
-    monkeypatch.setattr(module, "log", lambda *args, **kwargs: None)
+    logged = {}
+    monkeypatch.setattr(module, "log", lambda name, value, **kwargs: logged.__setitem__(name, float(value)))
     batch = collate([(0, [4, 5, 6], [7, 8]), (1, [5], [7])])
     loss_sum, _ = module.loss(batch)
     (loss_sum * 100).backward()
-    module.configure_gradient_clipping(None, gradient_clip_val=0.5)
+    unclipped = float(torch.linalg.vector_norm(torch.stack([p.grad.norm() for p in module.parameters()])))
+    guard = guard_step(module, torch.optim.Adam(module.parameters()), clip=0.5)
     norm = torch.linalg.vector_norm(torch.stack([p.grad.norm() for p in module.parameters()]))
     assert abs(float(norm) - 0.5) < 1e-4
+    assert logged["train/grad_norm"] == pytest.approx(unclipped)  # the norm before clipping is what is logged
+    assert (guard.in_a_row, guard.total, logged["train/skipped_nonfinite"]) == (0, 0, 0.0)
 
 
 @pytest.mark.parametrize("optimizer_name", ["adam", "adamw"])

@@ -19,10 +19,9 @@ from seq2seq.checkpoint import CheckpointError
 from seq2seq.config import register_configs
 from seq2seq.data.collate import collate
 from seq2seq.data.tokenizer import TextTokenizer
-from seq2seq.inference.decoding import score_ids
-from seq2seq.inference.ensemble import Ensemble, member_log_probs
+from seq2seq.decode_options import DecodeOptions
+from seq2seq.inference.ensemble import Ensemble
 from seq2seq.inference.quantize import StepRNN, quantize_int8
-from seq2seq.inference.translator import DecodeOptions
 from seq2seq.models import Seq2Seq, stepwise
 from tests.unit.test_checkpoint import make_module, write_checkpoint
 
@@ -59,13 +58,15 @@ def test_decoding_options_default_to_evaluate_py_and_bad_ones_are_value_errors_n
     register_configs()
     GlobalHydra.instance().clear()
     with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
-        cfg = compose(config_name="evaluate", overrides=["ckpt_path=x"])
+        evaluate = compose(config_name="evaluate", overrides=["ckpt_path=x"])
+        serve = compose(config_name="serve", overrides=["ckpt_path=x"])
+    assert dict(evaluate.decode) == dict(serve.decode) == asdict(DecodeOptions())
+    assert {f.name for f in fields(DecodeOptions)} == set(evaluate.decode)
     keywords = {name: p.default for name, p in inspect.signature(Translator.translate).parameters.items()
                 if p.kind == p.KEYWORD_ONLY and name != "prefixes"}
-    evaluate_defaults = {key: cfg.decode[key] for key in cfg.decode if key != "alignment"}
-    evaluate_defaults |= {"batch_size": cfg.batch_size, "max_tokens": cfg.max_tokens}
-    assert keywords == evaluate_defaults == asdict(DecodeOptions())
-    assert {f.name for f in fields(DecodeOptions)} == set(keywords)
+    assert keywords == {"batch_size": evaluate.batch_size, "max_tokens": evaluate.max_tokens}
+    # Every option reaches the search: a greedy search and a beam search of one give the same tokens here.
+    assert translator.translate(NUMBERS, beam_size=1)[0].text == translator.translate(NUMBERS, beam_size=2)[0].text
     for options, named in [(dict(beem_size=3), "beem_size"), (dict(beam_size=0), "beam_size"),
                            (dict(n_best=3, beam_size=2), "n_best"), (dict(sampling="top3"), "sampling"),
                            (dict(sampling="topk", beam_size=4), "sampling"), (dict(temperature=0.0), "temperature"),
@@ -103,8 +104,7 @@ def test_an_ensembles_first_step_distribution_is_the_average_of_its_members(comb
     each = []
     for member in members:
         member_memory, member_state = member.encode(src, lengths)
-        output, _, _ = member.decoder.step(tokens, member_memory, member_state)
-        each.append(member_log_probs(member, output))
+        each.append(member.step_log_probs(tokens, member_memory, member_state)[0])
     if combine == "probability":
         expected = torch.stack([lp.exp() for lp in each]).mean(0).log()
     else:
@@ -133,7 +133,7 @@ def test_scores_of_given_targets_are_the_training_loss_on_the_same_batch():
     src_ids = module.src_tokenizer.encode_batch(src_texts)
     tgt_ids = module.tgt_tokenizer.encode_batch(tgt_texts)
     translator = Translator(module.model, module.src_tokenizer, module.tgt_tokenizer, torch.device("cpu"))
-    scores = score_ids(translator, src_ids, tgt_ids, batch_size=2)
+    scores = translator.decoding.score_ids(src_ids, tgt_ids, batch_size=2, max_tokens=None)
     with torch.no_grad():
         loss_sum, num_tokens = module.loss(collate([(i, s, t) for i, (s, t) in enumerate(zip(src_ids, tgt_ids))]))
     assert sum(s.log_prob for s in scores) == pytest.approx(-float(loss_sum), rel=1e-5)
@@ -200,7 +200,7 @@ def test_step_rnn_computes_what_the_stepwise_rnn_does_before_quantization():
         h = torch.randn(2, 3, 5)
         state = (h, torch.randn(2, 3, 5)) if isinstance(rnn, torch.nn.LSTM) else h
         expected = stepwise.step(rnn, stepwise.project_inputs(rnn, embedded), fed, state)
-        ours = stepwise.step(step_rnn, stepwise.project_inputs(step_rnn, embedded), fed, state)
+        ours = step_rnn.step(step_rnn.project_inputs(embedded), fed, state)
         torch.testing.assert_close(ours[0], expected[0])
         torch.testing.assert_close(ours[1], expected[1])
 

@@ -1,0 +1,45 @@
+"""Sentences grouped for decoding: similar lengths together, so that a batch pads little.
+
+How sentences are grouped changes no result (each one is searched as if alone; ``tests/unit/test_search.py``),
+only the speed and the memory a batch takes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Optional
+
+import torch
+from torch import Tensor
+
+from seq2seq.data.tokenizer import PAD_ID
+
+
+def length_batches(lengths: Sequence[int], batch_size: int, max_tokens: Optional[int] = None) -> list[list[int]]:
+    """Indices of the non-empty entries of ``lengths`` in batches of similar length, longest first: at most
+    ``batch_size`` sentences and ``max_tokens`` padded positions (sentences x the batch's longest) each; a
+    sentence longer than ``max_tokens`` is a batch of its own. A batch that does not fit in memory fails at
+    once, not at the end."""
+    if batch_size < 1:
+        raise ValueError(f"batch_size: must be at least 1, got {batch_size}")
+    if max_tokens is not None and max_tokens < 1:
+        raise ValueError(f"max_tokens: must be at least 1 or null, got {max_tokens}")
+    order = sorted((i for i, n in enumerate(lengths) if n), key=lambda i: -lengths[i])  # stable for ties
+    batches: list[list[int]] = []
+    for index in order:
+        batch = batches[-1] if batches else None
+        # The first sentence of a batch is its longest: adding one more makes len(batch) + 1 rows of that length.
+        fits = batch is not None and len(batch) < batch_size and (
+            max_tokens is None or (len(batch) + 1) * lengths[batch[0]] <= max_tokens)
+        if fits:
+            batch.append(index)
+        else:
+            batches.append([index])
+    return batches
+
+
+def pad_sources(sequences: Sequence[list[int]]) -> tuple[Tensor, Tensor]:
+    """Non-empty id lists -> src (B, S) padded with ``PAD_ID``, src_lengths (B,)."""
+    longest = max(len(ids) for ids in sequences)
+    src = torch.tensor([ids + [PAD_ID] * (longest - len(ids)) for ids in sequences], dtype=torch.long)  # (B, S)
+    return src, torch.tensor([len(ids) for ids in sequences], dtype=torch.long)
