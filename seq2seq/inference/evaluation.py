@@ -59,6 +59,7 @@ from seq2seq.inference.quantize import QUANTIZE_MODES
 from seq2seq.inference.raw_text import read_prefixes, score_input, translate_input
 from seq2seq.inference.text_io import (
     format_alignments,
+    format_nbest,
     format_pair_scores,
     format_translations,
     progress_bar,
@@ -200,7 +201,7 @@ def output_paths(cfg: DictConfig, ckpt_path: Path, data: dict[str, Any], average
     return main, metrics
 
 
-def search_name(decode: DictConfig, cfg: DictConfig | None = None) -> str:
+def search_name(decode: DictConfig | DecodeOptions, cfg: DictConfig | None = None) -> str:
     """The settings that change the hypotheses, for file names: ``beam5.lp1``, ``beam1.len2x+5.max80.int8``."""
     defaults = DecodeOptions()
     name = f"beam{decode.beam_size}"
@@ -210,7 +211,7 @@ def search_name(decode: DictConfig, cfg: DictConfig | None = None) -> str:
         name += f".len{decode.max_length_ratio:g}x+{decode.max_length_constant}"
     if decode.max_length is not None:
         name += f".max{decode.max_length}"
-    sampling = decode.get("sampling", "none")
+    sampling = decode.sampling
     if sampling != "none":
         name += f".topk{decode.top_k}" if sampling == "topk" else f".topp{decode.top_p:g}"
         if decode.temperature != 1.0:
@@ -292,7 +293,7 @@ def evaluate_split(cfg: DictConfig, translator: Translator, options: DecodeOptio
         extra = {}
         if options.n_best > 1:
             extra["nbest"] = main_path.with_suffix(".nbest")
-            write_text_atomic(extra["nbest"], format_translations(translations, options.n_best))
+            write_text_atomic(extra["nbest"], format_nbest(translations, options.n_best))
         if cfg.alignment:
             extra["alignment"] = main_path.with_suffix(".align")
             write_text_atomic(extra["alignment"], format_alignments(translations))
@@ -327,7 +328,7 @@ def _summary(metrics: dict[str, Any], metrics_path: Path) -> str:
                   f"exact match = {metrics['exact_match']:.4f} ({exact} of {count})",
                   f"error rates: tokens (WER) = {metrics['wer']:.4f}, characters (CER) = {metrics['cer']:.4f}"]
         what = "greedy" if decode["beam_size"] == 1 else f"beam {decode['beam_size']}"
-        if decode.get("sampling", "none") != "none":
+        if decode["sampling"] != "none":
             what = f"{decode['sampling']} sampling"
     if dropped:
         lines.append(f"scored on {count} of {count + len(dropped)} pairs: {len(dropped)} over the length limits "

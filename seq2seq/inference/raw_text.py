@@ -13,6 +13,7 @@ from seq2seq.data.atomic import write_text_atomic
 from seq2seq.decode_options import DecodeOptions
 from seq2seq.inference.text_io import (
     format_alignments,
+    format_nbest,
     format_pair_scores,
     format_translations,
     progress_bar,
@@ -53,7 +54,8 @@ def translate_input(cfg: DictConfig, translator: Translator, options: DecodeOpti
                                                          max_tokens=cfg.max_tokens, prefixes=prefixes,
                                                          on_batch=advance)
     destination = _destination(cfg)
-    write_output(format_translations(translations, options.n_best), destination)
+    formatted = format_nbest(translations, options.n_best) if options.n_best > 1 else format_translations(translations)
+    write_output(formatted, destination)
     if destination is not None:
         if cfg.alignment:
             write_text_atomic(destination.with_suffix(destination.suffix + ".align"), format_alignments(translations))

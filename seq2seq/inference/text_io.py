@@ -45,17 +45,15 @@ def read_input(source: str) -> list[str]:
     return lines
 
 
-def format_translations(translations: Sequence, n_best: int = 1) -> str:
-    """One line per sentence; with ``n_best > 1`` Moses' n-best format ``index ||| text ||| score`` (0-based)."""
-    if n_best == 1:
-        lines = [translation.text for translation in translations]
-    else:
-        lines = [
-            f"{index} ||| {text} ||| {score:.4f}"
-            for index, translation in enumerate(translations)
-            for text, score in translation.nbest[:n_best]
-        ]
-    return "".join(f"{line}\n" for line in lines)
+def format_translations(translations: Sequence) -> str:
+    """One line per sentence: its best translation."""
+    return "".join(f"{translation.text}\n" for translation in translations)
+
+
+def format_nbest(translations: Sequence, n_best: int) -> str:
+    """Moses' n-best format, ``index ||| text ||| score`` (0-based), the ``n_best`` best of each sentence."""
+    return "".join(f"{index} ||| {text} ||| {score:.4f}\n" for index, translation in enumerate(translations)
+                   for text, score in translation.nbest[:n_best])
 
 
 def write_output(text: str, destination: Optional[Path]) -> None:

@@ -221,11 +221,15 @@ class ProgressLog(Callback):
         checkpoint = _model_checkpoint(trainer)
         if checkpoint is not None and checkpoint.best_model_score is not None:
             files = self._checkpoint_files(trainer)
-            saved = [path for path in files if path not in self._saved_before]
+            # Lightning lists a checkpoint before writing it: a file whose write failed (a full disk) is not there.
+            saved = [path for path in files if path not in self._saved_before and Path(path).is_file()]
             self._saved_before = set(files)
             best = f"{checkpoint.monitor} {format_value(float(checkpoint.best_model_score))}"
             if checkpoint.best_model_path in saved:
                 parts.append(f"new best {best}, saved {self._show(trainer, checkpoint.best_model_path)}")
+            elif not Path(checkpoint.best_model_path).is_file():
+                parts.append(f"new best {best}, NOT saved: {self._show(trainer, checkpoint.best_model_path)} could "
+                             f"not be written")
             else:
                 parts.append(f"best {best} ({self._show(trainer, checkpoint.best_model_path)})")
                 parts += [f"saved {self._show(trainer, path)}" for path in saved]

@@ -9,6 +9,7 @@ all continue from the checkpoint.
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import time
@@ -231,6 +232,58 @@ def test_nan_losses_in_a_row_stop_training_and_leave_the_last_good_checkpoint(tm
     stored = read_checkpoint(last)
     assert stored.global_step == 6  # written during the NaN batches...
     assert _same(stored.state_dict, RecordWeights.latest.before[4])  # ...with the weights from before the first
+
+
+# --- a full disk ----------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("torch_error", [False, True], ids=["oserror", "torch-zip-writer"])
+def test_a_full_disk_ends_the_run_with_one_line_naming_the_file_the_cause_and_the_last_whole_checkpoint(tmp_path,
+                                                                                                       torch_error):
+    """Checkpoints every 2 steps and after each validation (epoch ends, 7 steps): the writes of steps 2, 4 and 6
+    succeed, step 7's best and last checkpoints cannot be written."""
+    run_dir = tmp_path / "run"
+    result = run_script(run_dir, *overrides(tmp_path, "+callbacks.full._target_=tests.helpers.DiskFullAt",
+                                            f"+callbacks.full.global_step={STEPS_PER_EPOCH}",
+                                            f"+callbacks.full.torch_error={str(torch_error).lower()}"), cwd=tmp_path)
+    assert result.returncode == 1, result.stderr[-3000:]
+    lines = result.stderr.strip().splitlines()
+    assert "Traceback" not in result.stderr
+    checkpoints = run_dir / "checkpoints"
+    cause = re.escape("[enforce fail at inline_container.cc:672] . unexpected pos") if torch_error else \
+        "No space left on device"
+    assert re.fullmatch(rf"error: could not write checkpoint {re.escape(str(checkpoints))}/\S+\.ckpt: {cause}.* "
+                        rf"\(.* written, .* left free\); nothing was left half-written, and the last whole checkpoint "
+                        rf"is {re.escape(str(checkpoints / 'last.ckpt'))} \(global step 6\)", lines[-1]), lines[-1]
+    # Nothing half-written is left, and what was there is whole.
+    assert not list(checkpoints.glob(".*.tmp"))
+    assert read_checkpoint(checkpoints / "last.ckpt").global_step == 6
+    # The log never says that a file was saved that was not.
+    log_text = (run_dir / "train.log").read_text()
+    for saved in re.findall(r"saved (checkpoints/\S+\.ckpt)", log_text):
+        assert (run_dir / saved).is_file(), saved
+    assert "NOT saved" in log_text
+
+
+def test_a_run_on_a_disk_that_fills_up_says_so_in_one_line(tmp_path):
+    """A real full disk: a 3 MB tmpfs, where the first checkpoint of a 1 MB model fits and the next ones do not."""
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=3m", "tmpfs", str(disk)], capture_output=True)
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a small tmpfs here ({mounted.stderr.decode().strip() or 'not permitted'})")
+    try:
+        result = run_script(disk / "run", *overrides(tmp_path, "model.hidden_size=64", "checkpoint_every_n_steps=null",
+                                                     "data.numbers.train_size=2000", "trainer.max_epochs=4"),
+                            cwd=tmp_path)
+        assert result.returncode == 1, result.stderr[-3000:]
+        last_line = result.stderr.strip().splitlines()[-1]
+        assert re.fullmatch(r"error: could not write checkpoint \S+: no space left on device \(.*\); nothing was left "
+                            r"half-written, and the last whole checkpoint is \S+ \(global step \d+\)", last_line), last_line
+        assert not list((disk / "run" / "checkpoints").glob(".*.tmp"))
+        for path in (disk / "run" / "checkpoints").glob("*.ckpt"):
+            read_checkpoint(path)  # whole
+    finally:
+        subprocess.run(["umount", str(disk)], capture_output=True)
 
 
 # --- DDP -----------------------------------------------------------------------------------------------------

@@ -87,7 +87,14 @@ def test_translate_answers_as_the_python_api_does(server, offline):
     (json.dumps({"text": ["elf"] * 21}).encode(), 413, "text"),
     (json.dumps({"text": "elf" * 21}).encode(), 413, "text"),
     (b'{"text": "' + b"x" * 1_000_001 + b'"}', 413, "body"),
-])
+    # Each of these was a 500 once: JSON nested too deeply, a non-finite number, an integer too large for a
+    # 64-bit seed, an unpaired surrogate escape (in the text, and as an unknown field's name).
+    (b'{"text": ' + b"[" * 100_000 + b"]" * 100_000 + b"}", 400, "body"),
+    (b'{"text": "elf", "length_penalty": Infinity}', 400, "body"),
+    (b'{"text": "elf", "seed": 36893488147419103232}', 422, "seed"),
+    (b'{"text": "\\ud800"}', 400, "text"),
+    (b'{"text": "elf", "\\udfff": 1}', 422, "\udfff"),
+], ids=lambda value: value[:50].decode("latin-1") if isinstance(value, bytes) else str(value))
 def test_malformed_and_oversized_requests_get_a_4xx_naming_the_field_and_the_server_keeps_serving(server, raw,
                                                                                                    status, field):
     got, answer = server.request("POST", "/translate", raw=raw)

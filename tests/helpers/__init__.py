@@ -6,6 +6,6 @@
 They are importable from train.py (the repository root is on its sys.path) and from ddp_spawn workers.
 """
 
-from tests.helpers.faults import FailOnRank, KillAt, NanLoss, RecordWeights, SignalAt, WaitForSignal
+from tests.helpers.faults import DiskFullAt, FailOnRank, KillAt, NanLoss, RecordWeights, SignalAt, WaitForSignal
 
-__all__ = ["FailOnRank", "KillAt", "NanLoss", "RecordWeights", "SignalAt", "WaitForSignal"]
+__all__ = ["DiskFullAt", "FailOnRank", "KillAt", "NanLoss", "RecordWeights", "SignalAt", "WaitForSignal"]

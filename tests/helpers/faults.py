@@ -73,6 +73,39 @@ class KillAt(Callback):
             _die()
 
 
+class DiskFullAt(Callback):
+    """Every checkpoint write from ``global_step`` on fails as on a full disk: half of its bytes reach the temporary
+    file, then the write raises ``OSError(ENOSPC)`` (or, with ``torch_error``, the RuntimeError torch's zip writer
+    raises when the disk fills under it)."""
+
+    def __init__(self, global_step: int, torch_error: bool = False) -> None:
+        self.global_step = global_step
+        self.torch_error = torch_error
+
+    def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        io = trainer.strategy.checkpoint_io
+        assert isinstance(io, AtomicCheckpointIO), f"checkpoints are written by {type(io).__name__}"
+        write = io._write
+
+        def write_half_then_fail(checkpoint: dict[str, Any], file: Any) -> None:
+            if checkpoint.get("global_step", 0) < self.global_step:
+                write(checkpoint, file)
+                return
+            import errno
+            import io as _io
+
+            import torch
+
+            buffer = _io.BytesIO()
+            torch.save(checkpoint, buffer)
+            file.write(buffer.getvalue()[: len(buffer.getvalue()) // 2])
+            if self.torch_error:
+                raise RuntimeError("[enforce fail at inline_container.cc:672] . unexpected pos 3033216 vs 3033108")
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+        io._write = write_half_then_fail
+
+
 class NanLoss(Callback):
     """Make the training loss NaN at the given global steps (on ``rank`` only, or on every rank)."""
 

@@ -22,7 +22,7 @@ from seq2seq.inference.evaluation import check_evaluate_config, output_paths, sp
 from seq2seq.inference.length_batches import length_batches
 from seq2seq.inference.loading import average_checkpoints, build_model, latest_checkpoints
 from seq2seq.inference.search import greedy_search
-from seq2seq.inference.text_io import format_translations, read_input
+from seq2seq.inference.text_io import format_nbest, format_translations, read_input
 from seq2seq.inference.translator import LoadedCheckpoint, Translator
 from seq2seq.models import Seq2Seq
 from tests.helpers.teacher_forcing import logits_and_attention
@@ -127,7 +127,7 @@ def test_lowercasing_follows_the_training_data(copier):
 
 def test_nbest_output_uses_moses_format(copier):
     translations = translate_lines(copier, ["a b", "", "c"], BEAM, 64, 100)
-    lines = format_translations(translations, n_best=2).splitlines()
+    lines = format_nbest(translations, 2).splitlines()
     assert [line.split(" ||| ")[:2] for line in lines][:2] == [["0", "a b"], ["0", lines[1].split(" ||| ")[1]]]
     assert {line.split(" ||| ")[0] for line in lines} == {"0", "1", "2"}
     assert format_translations(translations) == "a b\n\nc\n"
