@@ -8,7 +8,8 @@ Packages, and what each may import (``tests/unit/test_layout.py`` checks it):
     training/    LightningModule, callbacks, train(cfg)     -> models, data, inference, shared modules
 
 ``from seq2seq import Translator`` is the Python API (``seq2seq/inference/translator.py``). The shared
-modules at the top: ``config`` (the Hydra schemas), ``config_checks`` (values that cannot
+modules at the top: ``decode_options`` (every decoding option, its default and its check, once),
+``config`` (the Hydra schemas), ``config_checks`` (values that cannot
 work, refused before any data is read), ``checkpoint`` (reading a checkpoint safely) and ``cli`` (how the
 entry points report errors; it alone may also import training, for the ways a run stops).
 

@@ -203,7 +203,7 @@ class ServeConfig:
 
     # A checkpoint, or a list of them decoding as an ensemble.
     ckpt_path: Any = MISSING
-    # 127.0.0.1: this machine only. 0.0.0.0 exposes it to the network, with no authentication (README, "Serve it").
+    # 127.0.0.1: this machine only. 0.0.0.0 exposes it to the network, with no authentication (docs/service.md).
     host: str = "127.0.0.1"
     port: int = 8080  # 0: any free port (the log names it)
     device: str = "auto"

@@ -282,7 +282,7 @@ class TranslationDataModule(L.LightningDataModule):
 
     # --- public helpers -------------------------------------------------------------------------------
 
-    def dataloader(self, split: str, shuffle: bool = False) -> DataLoader:
+    def dataloader(self, split: str) -> DataLoader:
         """At most ``eval_batch_size`` sentences and ``eval_max_tokens`` padded positions per batch, sorted by
         length (shortest first), every example once.
 
@@ -291,7 +291,8 @@ class TranslationDataModule(L.LightningDataModule):
         """
         encoded = self.encoded_split(split)
         sampler = BucketBatchSampler(
-            encoded.bucket_lengths(), max_tokens=self.eval_max_tokens, batch_size=self.eval_batch_size, shuffle=shuffle, seed=self.seed
+            encoded.bucket_lengths(), max_tokens=self.eval_max_tokens, batch_size=self.eval_batch_size,
+            shuffle=False, seed=self.seed,
         )
         return self._loader(encoded, sampler)
 

@@ -4,9 +4,9 @@ How batches are formed, every epoch:
 
 1. Sort all examples by length, then those of equal length by ``tie_lengths`` when given. The training
    loader gives the source lengths, then the decoder's: a batch whose sources all have one length needs no
-   packing (the encoder then runs PyTorch's fused kernel; 74% of Multi30k's batches), and the input-feeding
-   decoder runs one step per position up to the batch's longest target, so alike targets mean fewer steps
-   (11% fewer on a short-sequence task whose sources are longer than its targets). Remaining ties are
+   packing (the encoder then runs PyTorch's fused kernel), and the input-feeding decoder runs one step per
+   position up to the batch's longest target, so alike targets mean fewer steps (how often and how much:
+   benchmarks/README.md, "Short sequences, side by side"). Remaining ties are
    broken by a random permutation drawn from ``seed + epoch`` (or by index when ``shuffle=False``), so
    which examples share a batch changes between epochs.
 2. Cut the sorted list into batches greedily: a batch grows while ``max length × sentences`` stays within
@@ -18,8 +18,7 @@ How batches are formed, every epoch:
 When the number of batches is not divisible by ``num_replicas``, the first few batches of the (shuffled)
 list are repeated so that every rank runs exactly the same number of steps — a rank that ran out early
 would hang the others in the gradient all-reduce. Every example is then seen at least once per epoch, a
-few twice. With ``drop_last=True`` those tail batches are dropped instead (some examples are skipped
-that epoch). With one replica every example is seen exactly once and ``drop_last`` has no effect.
+few twice. With one replica every example is seen exactly once.
 
 Resuming mid-epoch: ``resume(epoch, batches_done)`` makes the next pass over that epoch skip the batches
 this rank already trained on, so a run restarted from a mid-epoch checkpoint sees exactly the batches the
@@ -50,8 +49,6 @@ class BucketBatchSampler(Sampler[list[int]]):
             (shortest batches first) as used for validation and test.
         seed: base of the per-epoch random generator; identical on every rank.
         num_replicas, rank: DDP world size and this process's rank.
-        drop_last: with several replicas, drop the batches that do not divide evenly instead of
-            repeating some.
     """
 
     def __init__(
@@ -65,7 +62,6 @@ class BucketBatchSampler(Sampler[list[int]]):
         seed: int,
         num_replicas: int = 1,
         rank: int = 0,
-        drop_last: bool = False,
     ) -> None:
         if max_tokens is None and batch_size is None:
             raise ValueError(
@@ -100,17 +96,10 @@ class BucketBatchSampler(Sampler[list[int]]):
         self.seed = seed
         self.num_replicas = num_replicas
         self.rank = rank
-        self.drop_last = drop_last
         self.epoch = 0
         self._resume_at: tuple[int, int] | None = None  # (epoch, batches to skip in it)
         self._batch_sizes = self._plan_batch_sizes(np.sort(self.lengths))
-        num_batches = len(self._batch_sizes)
-        if drop_last and num_batches < num_replicas:
-            raise ValueError(
-                f"only {num_batches} batches for {num_replicas} replicas with drop_last=True: every rank would get none"
-            )
-        rounding = math.floor if drop_last else math.ceil
-        self._num_batches_per_rank = rounding(num_batches / num_replicas)
+        self._num_batches_per_rank = math.ceil(len(self._batch_sizes) / num_replicas)
 
     def _plan_batch_sizes(self, sorted_lengths: np.ndarray) -> np.ndarray:
         """Greedy cut of ascending lengths: a batch takes the next example while its length (the batch maximum,
@@ -177,7 +166,7 @@ class BucketBatchSampler(Sampler[list[int]]):
         total = self._num_batches_per_rank * self.num_replicas
         if total > len(batches):  # repeat from the front, cyclically if there are fewer batches than ranks
             batches = [batches[i % len(batches)] for i in range(total)]
-        return batches[:total]
+        return batches
 
     def __iter__(self) -> Iterator[list[int]]:
         batches = self._all_batches()[self.rank :: self.num_replicas]

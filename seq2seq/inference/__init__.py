@@ -1,7 +1,10 @@
 """Inference: putting a trained model to work.
 
     translator.py   the Python API: Translator.from_checkpoint(...).translate(...) / .score(...)
-    decoding.py     the one decoding path: length-sorted batches, search, results in input order
+    decoding.py     Decoding, the one decoding path: validation, evaluate.py, the Translator, the service
+    translation.py  Translation, the result of decoding one sentence
+    text_encoding.py  raw text <-> token ids in one place (sources, targets, prefixes)
+    length_batches.py  sentences grouped by length under a budget, then padded
     search.py       greedy and beam search as functions over a model (target prefixes)
     sampling.py     top-k and top-p sampling
     ensemble.py     several models decoding as one
@@ -17,7 +20,7 @@
     service.py      serve.py's HTTP service (Starlette on uvicorn) and its page, static/index.html
     serve_process.py  serve.py in a child process, for benchmarks and tests that act as its clients
 
-May import: ``seq2seq.models``, ``seq2seq.data`` and the shared top-level modules (``config``,
-``config_checks``, ``checkpoint``). Never ``seq2seq.training``: a checkpoint is read as plain tensors and
+May import: ``seq2seq.models``, ``seq2seq.data`` and the shared top-level modules (``decode_options``,
+``config``, ``config_checks``, ``checkpoint``). Never ``seq2seq.training``: a checkpoint is read as plain tensors and
 values, so decoding needs no LightningModule.
 """

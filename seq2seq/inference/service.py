@@ -21,7 +21,7 @@ Decoding runs in one worker thread (:mod:`seq2seq.inference.batching`); the even
 checks and waits, so requests keep arriving while a batch decodes. uvicorn serves it: on SIGTERM or
 Ctrl-C it stops accepting connections, waits for the requests in flight to be answered, then the worker
 thread is closed and the process exits with status 0. There is no authentication: it binds to 127.0.0.1
-by default (README, "Serve it").
+by default (docs/service.md).
 """
 
 from __future__ import annotations

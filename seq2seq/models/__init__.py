@@ -1,8 +1,10 @@
 """The network: plain ``nn.Module``s that know nothing of Lightning, Hydra or files.
 
     encoder.py (packed bidirectional RNN), bridge.py (final states -> decoder start), attention.py,
-    decoder.py (attention decoder, ``forward`` and ``step``), stepwise.py (one RNN step on the module's own
-    weights), initialization.py, seq2seq.py (the whole model)
+    decoder.py (attention decoder, ``forward`` and ``step``; ``use_step_cells``, the seam for other step
+    cells such as int8), stepwise.py (one RNN step on the module's own weights), shared_weight.py,
+    initialization.py, seq2seq.py (the whole model: ``target_log_probs`` for teacher forcing, used by the loss
+    and by scoring, and ``step_log_probs`` for search)
 
 May import: torch, and nothing of ``seq2seq`` outside this package.
 """

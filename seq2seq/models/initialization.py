@@ -6,11 +6,11 @@ draw U(-1/sqrt(fan_in), 1/sqrt(fan_in)), about ±0.03 to ±0.06 in these models.
 passes through it, so at the start the decoder's attentional vectors -- what the output layer reads and
 input feeding feeds back -- are a few hundredths in size and the logits nearly flat, and the first hundreds
 of updates teach little. Drawing every weight from U(-0.1, 0.1) keeps the signals several times larger.
-Measured on ``ref_bilstm`` (``benchmarks/README.md``, "Learning per step"): after 500 steps validation BLEU is
-9.8 with PyTorch's defaults, 15.6 with OpenNMT-py's scheme (U(-0.1, 0.1) everywhere, embeddings included)
-and 23.5 with the default here: weights from U(-0.1, 0.1), embeddings from N(0, 1) as ``nn.Embedding`` draws
-them. Shrinking the embeddings alone (to U(-0.1, 0.1)) while keeping PyTorch's other defaults makes it worse
-(4.9), so it is the small weights, not the large embeddings, that hold learning back.
+Measured on ``ref_bilstm`` (the figures: ``benchmarks/README.md``, "Learning per step"): after 500 steps
+PyTorch's defaults have learned least, OpenNMT-py's scheme (U(-0.1, 0.1) everywhere, embeddings included)
+more, and the default here most: weights from U(-0.1, 0.1), embeddings from N(0, 1) as ``nn.Embedding`` draws
+them. Shrinking the embeddings alone (to U(-0.1, 0.1)) while keeping PyTorch's other defaults makes it worse,
+so it is the small weights, not the large embeddings, that hold learning back.
 
 Schemes (``init``), for every parameter but the embeddings when ``embedding_init_std`` is set:
 

@@ -4,7 +4,7 @@ In the input-feeding decoder every step multiplies its input by the same LSTM we
 Autograd then computes the weight's gradient step by step -- ``grad_t^T x_t``, a (4H, in) product from only B
 rows -- and adds it to the gradient so far: T products with an inner dimension of B (64) that each write the
 whole (4H, in) matrix (2048 x 1024 floats, 8 MB, for ``ref_bilstm``), and T additions of it. On a CPU that
-write, not the arithmetic, is the cost: on short sequences it was most of the training step.
+write, not the arithmetic, is the cost (how much of a training step: benchmarks/README.md, "Training speed").
 
 The gradient is a sum over steps, so it can wait: ``sum_t grad_t^T x_t = G^T X`` with G and X every step's
 gradients and inputs stacked, (T*B, 4H) and (T*B, in). :func:`shared_linear` records x_t and grad_t as the

@@ -70,7 +70,7 @@ def test_runs_killed_mid_step_mid_validation_and_mid_checkpoint_resume_to_the_un
     expected = losses(tmp_path / "reference")
     assert sorted(expected) == list(range(final_step))
 
-    # Each run is killed at its own moment; the next resumes from its last.ckpt, as the README says.
+    # Each run is killed at its own moment; the next resumes from its last.ckpt, as docs/training.md says.
     # (kill, where the killed run's last.ckpt must be: checkpoints every 2 steps)
     chain = [(kill("step", 3), 2), (kill("validation", STEPS_PER_EPOCH), 6), (kill("checkpoint_write", 10), 8), ([], None)]
     resume_from = None

@@ -2,7 +2,7 @@
 an epoch, validation every N steps.
 
 One reference run, with its output redirected to a file as a batch job's is, and one "preempted" run: the same
-command, stopped with SIGUSR1 (what the README's SLURM script sends before the time limit) right after a
+command, stopped with SIGUSR1 (what docs/cluster.md's SLURM script sends before the time limit) right after a
 mid-epoch validation, then started again unchanged. Both validate every 3 steps (epochs of 7) and stop early on
 val/bleu, with dropout on: the resumed run matching the reference in losses, validations, early stop and best
 checkpoint shows that weights, data order, dropout masks and the callbacks' state all continue.

@@ -130,14 +130,6 @@ def test_two_ranks_are_disjoint_when_batches_divide_evenly():
     assert sorted(batches[0] + batches[1]) == list(range(40))
 
 
-def test_drop_last_drops_instead_of_repeating():
-    ranks = [make(num_replicas=3, rank=r, drop_last=True) for r in range(3)]
-    num_batches = len(make())
-    assert len(ranks[0]) == num_batches // 3
-    seen = [i for s in ranks for b in s for i in b]
-    assert len(seen) == len(set(seen))
-
-
 def test_fewer_batches_than_ranks_still_gives_every_rank_one():
     ranks = [make([3, 3], max_tokens=100, num_replicas=4, rank=r) for r in range(4)]
     assert [len(list(s)) for s in ranks] == [1, 1, 1, 1]
