@@ -34,8 +34,9 @@ from pathlib import Path
 import torch
 
 from common import REPO, compose_config, environment
-from seq2seq.data import BucketBatchSampler, make_numbers
 from seq2seq.data.corpus import read_lines, resolve_text_file
+from seq2seq.data.numbers import make_numbers
+from seq2seq.data.sampler import BucketBatchSampler
 from seq2seq.training.run import make_datamodule
 
 

@@ -20,6 +20,11 @@ Shape legend used in every docstring and comment of the package:
     L  number of layers       V  vocabulary size            K  beam size
 """
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # what type checkers and IDEs see; at run time __getattr__ imports it on first use
+    from seq2seq.inference.translator import Translator
+
 __version__ = "0.1.0"
 
 __all__ = ["Translator"]

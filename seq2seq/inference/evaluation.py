@@ -47,8 +47,8 @@ from omegaconf.errors import OmegaConfBaseException
 from seq2seq.checkpoint import CheckpointError
 from seq2seq.config import DataConfig
 from seq2seq.config_checks import ConfigError, check_data, decode_options
-from seq2seq.data import TranslationDataModule
 from seq2seq.data.atomic import write_text_atomic
+from seq2seq.data.datamodule import TranslationDataModule
 from seq2seq.data.in_memory import EVAL_OVERLONG_POLICIES
 from seq2seq.data.tokenizer import TextTokenizer
 from seq2seq.data.tokenizer_store import SRC_FILE, TGT_FILE

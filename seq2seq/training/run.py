@@ -21,7 +21,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from seq2seq.checkpoint import read_checkpoint
 from seq2seq.config_checks import check_train_config
-from seq2seq.data import TranslationDataModule
+from seq2seq.data.datamodule import TranslationDataModule
 from seq2seq.training.callbacks import ClosingValidation, GracefulShutdown, LastCheckpoint
 from seq2seq.training.checkpoint_io import AtomicCheckpointIO
 from seq2seq.training.console import ParameterSummary, quiet_lightning_console

@@ -14,7 +14,7 @@ from omegaconf import OmegaConf
 
 from seq2seq.config import DataConfig, ModelConfig, register_configs
 from seq2seq.config_checks import check_train_config
-from seq2seq.data import TranslationDataModule
+from seq2seq.data.datamodule import TranslationDataModule
 from seq2seq.models import Seq2Seq
 
 CONF = Path(__file__).resolve().parents[2] / "conf"

@@ -16,8 +16,10 @@ import numpy as np
 import pytest
 from torch.utils.data import DataLoader
 
-from seq2seq.data import TranslationDataModule, TranslationDataset, collate
+from seq2seq.data.collate import collate
 from seq2seq.data.corpus_store import StoredSplit
+from seq2seq.data.datamodule import TranslationDataModule
+from seq2seq.data.dataset import TranslationDataset
 from seq2seq.data.preprocess import CHUNK_SIZE
 
 REPO = Path(__file__).resolve().parents[2]
