@@ -11,7 +11,9 @@ Packages, and what each may import (``tests/unit/test_layout.py`` checks it):
 modules at the top: ``decode_options`` (every decoding option, its default and its check, once),
 ``config`` (the Hydra schemas), ``config_checks`` (values that cannot
 work, refused before any data is read), ``checkpoint`` (reading a checkpoint safely) and ``cli`` (how the
-entry points report errors; it alone may also import training, for the ways a run stops).
+entry points report errors; it may also import training, for the ways a run stops) and ``commands`` (the
+console commands and ``python -m seq2seq``, run through ``__main__``: they import training and inference
+when a command runs).
 
 Shape legend used in every docstring and comment of the package:
 

@@ -34,18 +34,19 @@ T = TypeVar("T")
 REPORTED_ERRORS = (ValueError, OSError, ModuleNotFoundError, NonFiniteLossError, DistributedWorkerError)
 
 
-def run_reporting_errors(function: Callable[[DictConfig], T], cfg: DictConfig, script: str) -> Optional[T]:
-    """``function(cfg)``, with the errors above turned into one line on stderr and a non-zero exit."""
+def run_reporting_errors(function: Callable[[DictConfig], T], cfg: DictConfig, command: str) -> Optional[T]:
+    """``function(cfg)``, with the errors above turned into one line on stderr and a non-zero exit. ``command`` is
+    how the user started it (``python train.py``, ``seq2seq-train``), for the resume command it prints."""
     try:
         return function(cfg)
     except TrainingInterrupted as stop:
-        print(f"{stop}. Resume with: {resume_command(script, stop.checkpoint)}", file=sys.stderr)
+        print(f"{stop}. Resume with: {resume_command(command, stop.checkpoint)}", file=sys.stderr)
         sys.exit(stop.exit_code)
     except KeyboardInterrupt:
         print("interrupted (Ctrl-C)", file=sys.stderr)
         sys.exit(130)
     except REPORTED_ERRORS as error:
-        log.debug("%s failed", script, exc_info=True)
+        log.debug("%s failed", command, exc_info=True)
         message = f"error: {one_line(error)}"
         if in_multirun():
             log.error(message)
@@ -57,11 +58,11 @@ def one_line(error: BaseException) -> str:
     return " ".join(str(error).split()) or type(error).__name__
 
 
-def resume_command(script: str, checkpoint: Optional[Path]) -> str:
+def resume_command(command: str, checkpoint: Optional[Path]) -> str:
     """The command line that resumes this run: its own overrides (when Hydra knows them) and ``ckpt_path``; or the
     same command, when it has ``resume=auto`` and a fixed folder (``run_name`` or ``hydra.run.dir``)."""
     if checkpoint is None:
-        return f"python {script} [same overrides as before] (there is no checkpoint yet: this starts over)"
+        return f"{command} [same overrides as before] (there is no checkpoint yet: this starts over)"
     overrides = _task_overrides()
     if overrides is None:
         shown = "[same overrides as before]"
@@ -69,10 +70,10 @@ def resume_command(script: str, checkpoint: Optional[Path]) -> str:
         keys = {o.split("=", 1)[0].lstrip("+~") for o in overrides}
         if "resume=auto" in overrides and keys & {"run_name", "hydra.run.dir"}:
             # The same folder and resume=auto: the very same command finds the checkpoint.
-            return " ".join(["python", script, *(shlex.quote(o) for o in overrides)])
+            return " ".join([command, *(shlex.quote(o) for o in overrides)])
         kept = [o for o in overrides if o.split("=", 1)[0].lstrip("+~") != "ckpt_path"]
         shown = " ".join(shlex.quote(o) for o in kept)
-    return " ".join(part for part in (f"python {script}", shown, shlex.quote(f"ckpt_path={checkpoint}")) if part)
+    return " ".join(part for part in (command, shown, shlex.quote(f"ckpt_path={checkpoint}")) if part)
 
 
 def _task_overrides() -> Optional[list[str]]:

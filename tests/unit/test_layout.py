@@ -21,6 +21,8 @@ ALLOWED = {
     "seq2seq.config_checks": {"seq2seq.models", "seq2seq.data", "seq2seq.decode_options", "seq2seq.config"},
     "seq2seq.checkpoint": {"seq2seq.data"},
     "seq2seq.cli": {"seq2seq.training"},
+    "seq2seq.commands": {"seq2seq.cli", "seq2seq.config", "seq2seq.training", "seq2seq.inference"},
+    "seq2seq.__main__": {"seq2seq.commands"},
 }
 
 

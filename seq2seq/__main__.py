@@ -1,0 +1,5 @@
+"""python -m seq2seq train|evaluate|serve [key=value ...]: the console commands (seq2seq/commands.py)."""
+
+from seq2seq.commands import main
+
+main()
