@@ -297,9 +297,10 @@ def evaluate_split(cfg: DictConfig, translator: Translator, options: DecodeOptio
         if cfg.alignment:
             extra["alignment"] = main_path.with_suffix(".align")
             write_text_atomic(extra["alignment"], format_alignments(translations))
-        metrics |= {"bleu": scores.bleu, "chrf": scores.chrf, "exact_match": scores.exact_match,
-                    "wer": scores.wer, "cer": scores.cer,
+        metrics |= {"bleu": scores.bleu, "chrf": scores.chrf, "chrf_pp": scores.chrf_pp, "ter": scores.ter,
+                    "exact_match": scores.exact_match, "wer": scores.wer, "cer": scores.cer,
                     "signature": scores.bleu_signature, "chrf_signature": scores.chrf_signature,
+                    "chrf_pp_signature": scores.chrf_pp_signature, "ter_signature": scores.ter_signature,
                     "decode": asdict(translator.decoding.capped(options)),
                     "hypotheses": str(main_path), "nbest": None, "alignment": None}
         metrics |= {key: str(path) for key, path in extra.items()}
@@ -325,6 +326,8 @@ def _summary(metrics: dict[str, Any], metrics_path: Path) -> str:
         exact = round(metrics["exact_match"] * count)
         lines += [f"BLEU = {metrics['bleu']:.2f}  {metrics['signature']}",
                   f"chrF = {metrics['chrf']:.2f}  {metrics['chrf_signature']}",
+                  f"chrF++ = {metrics['chrf_pp']:.2f}  {metrics['chrf_pp_signature']}",
+                  f"TER = {metrics['ter']:.2f}  {metrics['ter_signature']}",
                   f"exact match = {metrics['exact_match']:.4f} ({exact} of {count})",
                   f"error rates: tokens (WER) = {metrics['wer']:.4f}, characters (CER) = {metrics['cer']:.4f}"]
         what = "greedy" if decode["beam_size"] == 1 else f"beam {decode['beam_size']}"

@@ -1,4 +1,8 @@
-"""Corpus-level metrics on detokenized text: sacreBLEU's BLEU and chrF, exact match, and error rates.
+"""Corpus-level metrics on detokenized text: sacreBLEU's BLEU, chrF, chrF++ and TER, exact match, and error rates.
+
+BLEU, chrF, chrF++ (``CHRF(word_order=2)``: character and word bigram n-grams) and TER (translation edit rate,
+lowercased, tercom tokenization; lower is better) are sacreBLEU's own classes with their default settings, and
+each comes with its signature, as papers report them.
 
 The error rates are what transliteration, spelling correction, normalisation and other symbol-sequence tasks
 report: the edit distance (insertions, deletions, substitutions) from each output to its reference, summed over
@@ -9,7 +13,8 @@ distances come from rapidfuzz (C++), so scoring a validation set costs milliseco
 
 Several references per output (a split with ``{split}.{tgt_lang}.1``, … beside its target file): exact match
 counts an output right when it equals any of them; each error rate takes, for each output, the reference with
-the fewest edits (the first of equals) and its length; BLEU and chrF use sacreBLEU's multi-reference scoring
+the fewest edits (the first of equals) and its length; BLEU, chrF, chrF++ and TER use sacreBLEU's
+multi-reference scoring
 (its signature then says ``nrefs:N`` or ``nrefs:var``)."""
 
 from __future__ import annotations
@@ -46,11 +51,15 @@ logging.getLogger("sacrebleu").addFilter(SACREBLEU_WARNINGS)
 class TranslationScores:
     bleu: float
     chrf: float
+    chrf_pp: float  # chrF++
+    ter: float  # translation edit rate, in percent: lower is better
     exact_match: float  # fraction of hypotheses identical to their reference, in [0, 1]
     wer: float  # corpus token (word) error rate, see the module docstring
     cer: float  # corpus character error rate
     bleu_signature: str
     chrf_signature: str
+    chrf_pp_signature: str
+    ter_signature: str
 
 
 References = Union[Sequence[str], Sequence[Sequence[str]]]  # one reference per output, or a list of them each
@@ -68,7 +77,7 @@ def reference_streams(sets: Sequence[Sequence[str]]) -> list[list[str | None]]:
 
 
 def score_translations(hypotheses: Sequence[str], references: References) -> TranslationScores:
-    """sacreBLEU's default (cased, 13a-tokenized) BLEU and chrF, exact match and error rates, on plain text;
+    """sacreBLEU's default (cased, 13a-tokenized) BLEU, chrF, chrF++, TER, exact match and error rates, on plain text;
     ``references``: one string per hypothesis, or a list of strings (several references) per hypothesis."""
     if len(hypotheses) != len(references):
         raise ValueError(f"{len(hypotheses)} hypotheses but {len(references)} references")
@@ -80,18 +89,26 @@ def score_translations(hypotheses: Sequence[str], references: References) -> Tra
     streams = reference_streams(sets)
     bleu = sacrebleu.metrics.BLEU()
     chrf = sacrebleu.metrics.CHRF()
+    chrf_pp = sacrebleu.metrics.CHRF(word_order=2)
+    ter = sacrebleu.metrics.TER()
     bleu_score = bleu.corpus_score(list(hypotheses), streams)
     chrf_score = chrf.corpus_score(list(hypotheses), streams)
+    chrf_pp_score = chrf_pp.corpus_score(list(hypotheses), streams)
+    ter_score = ter.corpus_score(list(hypotheses), streams)
     exact = sum(h in references for h, references in zip(hypotheses, sets)) / len(hypotheses)
     rates = error_rates(hypotheses, sets)
     return TranslationScores(
         bleu=bleu_score.score,
         chrf=chrf_score.score,
+        chrf_pp=chrf_pp_score.score,
+        ter=ter_score.score,
         exact_match=exact,
         wer=rates.wer,
         cer=rates.cer,
         bleu_signature=str(bleu.get_signature()),
         chrf_signature=str(chrf.get_signature()),
+        chrf_pp_signature=str(chrf_pp.get_signature()),
+        ter_signature=str(ter.get_signature()),
     )
 
 

@@ -143,6 +143,8 @@ class TranslationModule(L.LightningModule):
             f"{stage}/ppl": math.exp(min(loss, 50.0)),
             f"{stage}/bleu": scores.bleu,
             f"{stage}/chrf": scores.chrf,
+            f"{stage}/chrf_pp": scores.chrf_pp,
+            f"{stage}/ter": scores.ter,
             f"{stage}/exact_match": scores.exact_match,
             f"{stage}/wer": scores.wer,
             f"{stage}/cer": scores.cer,

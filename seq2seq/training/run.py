@@ -35,8 +35,9 @@ from seq2seq.training.samples import ValidationSamples
 
 log = logging.getLogger(__name__)
 
-REPORTED_METRICS = ("val/bleu", "val/chrf", "val/exact_match", "val/wer", "val/cer", "val/loss",
-                    "test/bleu", "test/chrf", "test/exact_match", "test/wer", "test/cer")
+REPORTED_METRICS = ("val/bleu", "val/chrf", "val/chrf_pp", "val/ter", "val/exact_match", "val/wer", "val/cer",
+                    "val/loss", "test/bleu", "test/chrf", "test/chrf_pp", "test/ter", "test/exact_match", "test/wer",
+                    "test/cer")
 
 
 def ensure_writable(directory: Path, key: str) -> None:

@@ -67,8 +67,11 @@ def test_scoring_the_test_split_writes_hypotheses_in_order_and_metrics(trained):
     saved = json.loads((eval_dir / "last.test.beam1.json").read_text())
     assert saved == json.loads(json.dumps(metrics))
     assert len(hypotheses) == saved["num_sentences"] == 20
-    for key in ("bleu", "chrf", "exact_match", "wer", "cer", "signature", "sentences_per_sec", "decode_seconds"):
+    for key in ("bleu", "chrf", "chrf_pp", "ter", "exact_match", "wer", "cer", "signature", "chrf_pp_signature",
+                "ter_signature", "sentences_per_sec", "decode_seconds"):
         assert key in saved
+    assert saved["ter"] == pytest.approx(sacrebleu.corpus_ter(hypotheses, [lines(
+        trained.parent.parent.parent / "numbers" / "test.en")]).score)
     assert saved["signature"].startswith("nrefs:1|") and saved["sentences_per_sec"] > 0
     assert 0.0 <= saved["exact_match"] <= 1.0
     references = lines(trained.parent.parent.parent / "numbers" / "test.en")

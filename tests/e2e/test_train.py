@@ -33,7 +33,7 @@ def test_train_writes_events_checkpoints_and_tokenizers(train_config, tmp_path):
     events = scalars(run)
     tags = set(events.Tags()["scalars"])
     for tag in ("train/loss", "train/ppl", "train/grad_norm", "train/tgt_tokens_per_sec", "val/loss", "val/bleu",
-                "val/chrf", "val/exact_match", "val/wer", "val/cer"):
+                "val/chrf", "val/chrf_pp", "val/ter", "val/exact_match", "val/wer", "val/cer"):
         assert tag in tags, f"{tag} not logged; got {sorted(tags)}"
     assert any(tag.startswith("attention/") for tag in events.Tags()["images"])
     assert "samples/val/text_summary" in events.Tags()["tensors"]  # the table of sample translations

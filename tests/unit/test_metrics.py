@@ -114,6 +114,17 @@ def test_multi_reference_bleu_and_chrf_are_sacrebleus_own_with_none_where_an_out
     assert scores.chrf == pytest.approx(sacrebleu.corpus_chrf(hypotheses, streams).score)
     assert scores.bleu > score_translations(hypotheses, [refs[0] for refs in references]).bleu  # more refs, more hits
     assert "nrefs:var" in scores.bleu_signature
+    # chrF++ (word bigrams too) and TER, also sacreBLEU's own, signatures included
+    assert scores.chrf_pp == pytest.approx(sacrebleu.corpus_chrf(hypotheses, streams, word_order=2).score)
+    assert scores.ter == pytest.approx(sacrebleu.corpus_ter(hypotheses, streams).score)
+    assert scores.chrf_pp != scores.chrf and "nw:2" in scores.chrf_pp_signature
+    assert scores.ter_signature.startswith("nrefs:var|") and "tok:tercom" in scores.ter_signature
+
+
+def test_ter_is_zero_for_a_perfect_output_and_counts_a_shift_as_one_edit():
+    assert score_translations(["a b c d"], ["a b c d"]).ter == 0.0
+    # one block shift ("c d" to the front) is one edit of four words: 25, where edit distance alone needs 4
+    assert score_translations(["c d a b"], ["a b c d"]).ter == pytest.approx(25.0)
 
 
 def test_an_output_without_references_is_refused():
