@@ -114,7 +114,8 @@ def test_a_redirected_run_logs_steps_and_validations_with_the_values_tensorboard
     for match in validations:
         step = int(match[2])
         shown = dict(part.split(" ", 1) for part in match[3].split(" | ") if part.startswith("val/"))
-        assert set(shown) == {"val/bleu", "val/cer", "val/chrf", "val/exact_match", "val/loss", "val/ppl", "val/wer"}
+        assert set(shown) == {"val/bleu", "val/cer", "val/chrf", "val/chrf_pp", "val/exact_match", "val/loss", "val/ppl",
+                              "val/ter", "val/wer"}
         for tag, value in shown.items():
             assert float(value) == pytest.approx(logged[tag][step - 1], rel=1e-3, abs=1e-9), (tag, step)
     best = "checkpoints/best-epoch00-step3.ckpt"
