@@ -67,8 +67,7 @@ class AtomicCheckpointIO(TorchCheckpointIO):
             os.replace(tmp, path)
         except (OSError, RuntimeError) as error:  # torch's zip writer reports a failed write as a RuntimeError
             written = tmp.stat().st_size if tmp.exists() else 0
-            message = self._failure(path, error, written)  # measured before the partial file is removed
-            tmp.unlink(missing_ok=True)
+            message = self._failure(path, error, written)  # measured before `finally` removes the partial file
             raise CheckpointWriteError(message) from error
         finally:
             tmp.unlink(missing_ok=True)
