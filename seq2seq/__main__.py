@@ -1,4 +1,4 @@
-"""python -m seq2seq train|evaluate|serve [key=value ...]: the console commands (seq2seq/commands.py)."""
+"""python -m seq2seq train|evaluate|serve|export [key=value ...]: the console commands (seq2seq/commands.py)."""
 
 from seq2seq.commands import main
 

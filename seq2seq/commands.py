@@ -1,5 +1,5 @@
 """The console commands, for an installed package: ``seq2seq-train``, ``seq2seq-evaluate``, ``seq2seq-serve``,
-and the same as ``python -m seq2seq train|evaluate|serve``.
+``seq2seq-export``, and the same as ``python -m seq2seq train|evaluate|serve|export``.
 
 Each is a Hydra application over the configs shipped inside the package (``pkg://seq2seq.conf``, the
 repository's ``conf/`` folder installed as ``seq2seq/conf``), so it works from any folder after a plain
@@ -7,7 +7,7 @@ repository's ``conf/`` folder installed as ``seq2seq/conf``), so it works from a
 A user's own configs join with Hydra's search path: ``--config-dir my_conf`` (or
 ``hydra.searchpath=[file://my_conf]``) adds ``my_conf/experiment/mine.yaml`` as ``experiment=mine``.
 
-``train.py``, ``evaluate.py`` and ``serve.py`` at the repository root run the same functions below over
+``train.py``, ``evaluate.py``, ``serve.py`` and ``export.py`` at the repository root run the same functions below over
 ``conf/`` beside them. The heavy imports (Lightning, the service) wait until a command runs.
 """
 
@@ -51,6 +51,16 @@ def serve(cfg: DictConfig) -> None:
     run_service(cfg)
 
 
+def export(cfg: DictConfig) -> None:
+    """Write a checkpoint as ONNX graphs; it needs the ``onnx`` extra."""
+    try:
+        from seq2seq.export.exporter import export_from_config
+    except ModuleNotFoundError as error:
+        raise ModuleNotFoundError(f"{error.name} is missing: export needs the onnx extra, "
+                                  f"pip install \"seq2seq[onnx]\"") from None
+    export_from_config(cfg)
+
+
 # A bad setting, file or checkpoint is one line on stderr, naming it; SIGTERM/Ctrl-C print how to resume.
 @hydra.main(version_base="1.3", config_path=CONFIGS, config_name="train")
 def train_command(cfg: DictConfig) -> Optional[float]:
@@ -67,7 +77,12 @@ def serve_command(cfg: DictConfig) -> None:
     run_reporting_errors(serve, cfg, "seq2seq-serve")
 
 
-COMMANDS = {"train": train_command, "evaluate": evaluate_command, "serve": serve_command}
+@hydra.main(version_base="1.3", config_path=CONFIGS, config_name="export")
+def export_command(cfg: DictConfig) -> None:
+    run_reporting_errors(export, cfg, "seq2seq-export")
+
+
+COMMANDS = {"train": train_command, "evaluate": evaluate_command, "serve": serve_command, "export": export_command}
 
 
 def main(argv: Optional[list[str]] = None) -> None:

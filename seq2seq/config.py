@@ -161,6 +161,9 @@ class EvaluateConfig:
 
     # A checkpoint, or a list of them decoding as an ensemble: 'ckpt_path=[a.ckpt,b.ckpt]'.
     ckpt_path: Any = MISSING
+    # torch: decode ckpt_path with PyTorch. onnx: decode model_dir, a folder written by export.py, with onnxruntime.
+    runtime: str = "torch"
+    model_dir: Optional[str] = None
     # Split to score; its files come from the checkpoint's data settings, or from ``data`` when given.
     split: str = "test"
     # Another aligned corpus to score (data=text data.root=DIR ...); null: the checkpoint's own data.
@@ -203,6 +206,9 @@ class ServeConfig:
 
     # A checkpoint, or a list of them decoding as an ensemble.
     ckpt_path: Any = MISSING
+    # torch: serve ckpt_path with PyTorch. onnx: serve model_dir, a folder written by export.py, with onnxruntime.
+    runtime: str = "torch"
+    model_dir: Optional[str] = None
     # 127.0.0.1: this machine only. 0.0.0.0 exposes it to the network, with no authentication (docs/service.md).
     host: str = "127.0.0.1"
     port: int = 8080  # 0: any free port (the log names it)
@@ -227,10 +233,26 @@ class ServeConfig:
     access_log: bool = False
 
 
+@dataclass
+class ExportConfig:
+    """``export.py``: a checkpoint as ONNX graphs for :mod:`seq2seq.runtime` (seq2seq/export/exporter.py)."""
+
+    # A checkpoint, or a list of them exported as an ensemble.
+    ckpt_path: Any = MISSING
+    output_dir: str = MISSING
+    average_last: int = 0
+    ensemble_combine: str = "log_probability"
+    # int8: 8-bit weights (onnxruntime's dynamic quantization). null: float32.
+    quantize: Optional[str] = None
+    # Replace output_dir when it already holds files.
+    overwrite: bool = False
+
+
 def register_configs() -> None:
     cs = ConfigStore.instance()
     cs.store(name="train_schema", node=TrainConfig)
     cs.store(name="evaluate_schema", node=EvaluateConfig)
     cs.store(name="serve_schema", node=ServeConfig)
+    cs.store(name="export_schema", node=ExportConfig)
     cs.store(group="data", name="data_schema", node=DataConfig)
     cs.store(group="model", name="model_schema", node=ModelConfig)

@@ -24,7 +24,7 @@ from seq2seq.decode_options import DecodeOptions
 from seq2seq.inference.length_batches import length_batches, pad_sources
 from seq2seq.inference.scoring import PairScore, target_log_probs
 from seq2seq.inference.search import Hypotheses, Prefix, search
-from seq2seq.inference.translation import EMPTY, Translation
+from seq2seq.inference.translation import EMPTY, Translation, make_translation
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +48,10 @@ class Decoding:
         if self._device is not None:
             return self._device
         return next(self.model.parameters()).device
+
+    def supported(self, options: DecodeOptions) -> DecodeOptions:
+        """``options``: this runtime does all that DecodeOptions allows (the ONNX one refuses sampling)."""
+        return options
 
     def capped(self, options: DecodeOptions) -> DecodeOptions:
         """``options`` with ``max_length`` filled in from the output cap when it is None."""
@@ -100,7 +104,8 @@ class Decoding:
             prefix = None
             if prefixes is not None and any(prefixes[i] for i in chunk):
                 prefix = Prefix.from_lists([prefixes[i] for i in chunk], device)
-            hypotheses = self.search(src.to(device), src_lengths.to(device), options, prefix, generator)
+            hypotheses = self.search(torch.from_numpy(src).to(device), torch.from_numpy(src_lengths).to(device), options,
+                                     prefix, generator)
             for row, index in enumerate(chunk):
                 results[index] = self.translation(hypotheses, row, src_ids[index])
             if on_batch is not None:
@@ -109,22 +114,9 @@ class Decoding:
 
     def translation(self, hypotheses: Hypotheses, row: int, src_ids: list[int]) -> Translation:
         """Sentence ``row`` of a searched batch as a :class:`Translation` (``src_ids``: its source)."""
-        decode_text = self.tgt_tokenizer.decode
-        tokens = hypotheses.tokens[row]
-        attention = hypotheses.attention[row].float()  # (output pieces, eos included when it ended; source pieces)
-        output_pieces = [self.tgt_tokenizer.id_to_token(token) for token in tokens]
-        if attention.size(0) > len(tokens):
-            output_pieces.append("<eos>")
-        alignment = [(int(i), j) for j, i in enumerate(attention[: len(tokens)].argmax(dim=1).tolist())]
-        return Translation(
-            text=decode_text(tokens),
-            score=hypotheses.scores[row],
-            nbest=[(decode_text(candidate), score) for candidate, score in hypotheses.nbest[row]],
-            alignment=alignment,
-            attention=[[round(weight, 6) for weight in weights] for weights in attention.tolist()],
-            source_pieces=[self.src_tokenizer.id_to_token(token) for token in src_ids],
-            output_pieces=output_pieces,
-        )
+        attention = hypotheses.attention[row].float().tolist()  # (output pieces, eos included when it ended; source)
+        return make_translation(hypotheses.tokens[row], hypotheses.scores[row], hypotheses.nbest[row], attention,
+                                src_ids, self.src_tokenizer, self.tgt_tokenizer)
 
     # ------------------------------------------------------------------------------------------ scoring
     def score_ids(self, src_ids: Sequence[list[int]], tgt_ids: Sequence[list[int]], *, batch_size: int,

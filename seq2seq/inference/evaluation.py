@@ -68,13 +68,15 @@ from seq2seq.inference.translator import LoadedCheckpoint, Translator
 
 log = logging.getLogger(__name__)
 
+RUNTIMES = ("torch", "onnx")
+# Settings of the PyTorch runtime, at their defaults; with runtime=onnx the exported folder fixes them.
+TORCH_ONLY_DEFAULTS = {"average_last": 0, "quantize": None, "ensemble_combine": "log_probability", "device": "auto"}
+
 
 def evaluate(cfg: DictConfig) -> dict[str, Any]:
     """Score ``cfg.split`` (returns the metrics written to the JSON file), or translate ``cfg.input`` (returns {})."""
     check_evaluate_config(cfg)
-    paths = checkpoint_paths(cfg)
-    translator = Translator.from_checkpoint(paths, device=cfg.device, average_last=cfg.average_last,
-                                            quantize=cfg.quantize, ensemble_combine=cfg.ensemble_combine)
+    translator = load_translator(cfg)
     if cfg.max_input_tokens is not None:
         translator.text.max_input_tokens = cfg.max_input_tokens
     for loaded in translator.checkpoints:
@@ -89,6 +91,48 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     return evaluate_split(cfg, translator, options)
 
 
+def load_translator(cfg: DictConfig):
+    """``runtime=torch``: a :class:`Translator` of ``ckpt_path``; ``runtime=onnx``: an
+    :class:`~seq2seq.runtime.OnnxTranslator` of ``model_dir`` (a folder written by export.py)."""
+    if cfg.get("runtime", "torch") == "onnx":
+        try:
+            from seq2seq.runtime import OnnxTranslator
+        except ModuleNotFoundError as error:
+            raise ModuleNotFoundError(f"{error.name} is missing: runtime=onnx needs the onnx extra, "
+                                      f"pip install \"seq2seq[onnx]\"") from None
+        return OnnxTranslator.from_dir(Path(to_absolute_path(cfg.model_dir)))
+    return Translator.from_checkpoint(checkpoint_paths(cfg), device=cfg.device, average_last=cfg.average_last,
+                                      quantize=cfg.quantize, ensemble_combine=cfg.ensemble_combine)
+
+
+def check_runtime(cfg: DictConfig, torch_only: Sequence[str]) -> None:
+    """``runtime`` and the keys it needs: ``ckpt_path`` for torch, ``model_dir`` for onnx (where the keys in
+    ``torch_only``, which the exported folder fixes, must keep their defaults)."""
+    if cfg.runtime not in RUNTIMES:
+        raise ConfigError(f"runtime: must be one of {list(RUNTIMES)}, got {cfg.runtime!r}")
+    if cfg.runtime == "torch":
+        if cfg.model_dir is not None:
+            raise ConfigError("model_dir: an exported folder, decoded with runtime=onnx; add runtime=onnx, or drop "
+                              "model_dir and give ckpt_path")
+        if OmegaConf.is_missing(cfg, "ckpt_path") or not cfg.ckpt_path:
+            raise ConfigError("ckpt_path: required, e.g. ckpt_path=logs/train/runs/<run>/checkpoints/last.ckpt, or a "
+                              "list for an ensemble: 'ckpt_path=[a.ckpt,b.ckpt]' (or runtime=onnx model_dir=DIR)")
+        if isinstance(cfg.ckpt_path, (DictConfig,)) or (
+                isinstance(cfg.ckpt_path, ListConfig) and not all(isinstance(p, str) and p for p in cfg.ckpt_path)):
+            raise ConfigError(f"ckpt_path: a path or a list of paths, got {cfg.ckpt_path}")
+        return
+    if not cfg.model_dir:
+        raise ConfigError("model_dir: required with runtime=onnx: a folder written by export.py ckpt_path=... "
+                          "output_dir=DIR")
+    if not OmegaConf.is_missing(cfg, "ckpt_path"):
+        raise ConfigError("ckpt_path: runtime=onnx decodes model_dir, which holds the exported model; drop ckpt_path")
+    for key, default in TORCH_ONLY_DEFAULTS.items():
+        if key in torch_only and cfg.get(key) != default:
+            raise ConfigError(f"{key}: a PyTorch setting; with runtime=onnx it is fixed at export "
+                              f"(python export.py ... {key}=...)" if key != "device" else
+                              f"device: runtime=onnx decodes on the CPU with onnxruntime; drop device={cfg.device}")
+
+
 def checkpoint_paths(cfg: DictConfig) -> list[Path]:
     """``ckpt_path``: one path, or a list of them (an ensemble), relative to where the command ran."""
     given = cfg.ckpt_path
@@ -97,12 +141,10 @@ def checkpoint_paths(cfg: DictConfig) -> list[Path]:
 
 
 def check_evaluate_config(cfg: DictConfig) -> None:
-    if OmegaConf.is_missing(cfg, "ckpt_path") or not cfg.ckpt_path:
-        raise ConfigError("ckpt_path: required, e.g. ckpt_path=logs/train/runs/<run>/checkpoints/last.ckpt, or a list "
-                          "for an ensemble: 'ckpt_path=[a.ckpt,b.ckpt]'")
-    if isinstance(cfg.ckpt_path, (DictConfig,)) or (
-            isinstance(cfg.ckpt_path, ListConfig) and not all(isinstance(p, str) and p for p in cfg.ckpt_path)):
-        raise ConfigError(f"ckpt_path: a path or a list of paths, got {cfg.ckpt_path}")
+    check_runtime(cfg, ("average_last", "quantize", "ensemble_combine", "device"))
+    if cfg.runtime == "onnx" and cfg.score_targets:
+        raise ConfigError("score_targets: scoring given targets (teacher forcing) needs the PyTorch runtime: "
+                          "runtime=torch ckpt_path=...")
     decode_options(cfg.decode)
     for key, value, least in (("batch_size", cfg.batch_size, 1), ("average_last", cfg.average_last, 0)):
         if value < least:
@@ -194,7 +236,9 @@ def output_paths(cfg: DictConfig, ckpt_path: Path, data: dict[str, Any], average
         if cfg.data is not None:
             name += f".{data['name']}-{Path(data['root']).name}"
         what = "scores" if cfg.get("score_targets") else f"{search_name(cfg.decode, cfg)}.hyp"
-        main = _run_folder(ckpt_path) / "eval" / f"{name}.{cfg.split}.{what}"
+        # runtime=onnx: beside the exported model, which may be far from the run it came from.
+        folder = Path(to_absolute_path(cfg.model_dir)) if cfg.get("runtime") == "onnx" else _run_folder(ckpt_path)
+        main = folder / "eval" / f"{name}.{cfg.split}.{what}"
     metrics = main.with_suffix(".scores.json" if main.suffix == ".scores" else ".json")
     if metrics == main:
         raise ConfigError(f"output: {main} ends in .json, the name of the metrics file beside it; choose another")
@@ -222,6 +266,8 @@ def search_name(decode: DictConfig | DecodeOptions, cfg: DictConfig | None = Non
         name += ".prefix"
     if cfg is not None and cfg.get("quantize"):
         name += f".{cfg.quantize}"
+    if cfg is not None and cfg.get("runtime") == "onnx":
+        name += ".onnx"
     return name
 
 
@@ -266,8 +312,9 @@ def evaluate_split(cfg: DictConfig, translator: Translator, options: DecodeOptio
         # scores are on num_sentences pairs.
         "dropped_lines": encoded.dropped_lines,
         "truncated_lines": encoded.truncated_lines,
-        "quantize": cfg.quantize,
+        "quantize": cfg.quantize or (translator.manifest.quantize if cfg.get("runtime") == "onnx" else None),
         "ensemble_combine": cfg.ensemble_combine if len(checkpoints) > 1 else None,
+        "runtime": cfg.get("runtime", "torch"),
         "batch_size": cfg.batch_size,
         "device": str(translator.device),
     }
@@ -304,7 +351,7 @@ def evaluate_split(cfg: DictConfig, translator: Translator, options: DecodeOptio
                     "decode": asdict(translator.decoding.capped(options)),
                     "hypotheses": str(main_path), "nbest": None, "alignment": None}
         metrics |= {key: str(path) for key, path in extra.items()}
-    if translator.device.type == "cuda":
+    if isinstance(translator.device, torch.device) and translator.device.type == "cuda":
         torch.cuda.synchronize(translator.device)
     seconds = time.perf_counter() - start
     metrics |= {"decode_seconds": seconds, "sentences_per_sec": len(encoded) / seconds if seconds > 0 else float("inf")}

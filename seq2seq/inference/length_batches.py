@@ -1,7 +1,8 @@
 """Sentences grouped for decoding: similar lengths together, so that a batch pads little.
 
 How sentences are grouped changes no result (each one is searched as if alone; ``tests/unit/test_search.py``),
-only the speed and the memory a batch takes.
+only the speed and the memory a batch takes. No torch here: the ONNX runtime (:mod:`seq2seq.runtime`) batches
+the same way.
 """
 
 from __future__ import annotations
@@ -9,8 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Optional
 
-import torch
-from torch import Tensor
+import numpy as np
 
 from seq2seq.data.tokenizer import PAD_ID
 
@@ -38,8 +38,9 @@ def length_batches(lengths: Sequence[int], batch_size: int, max_tokens: Optional
     return batches
 
 
-def pad_sources(sequences: Sequence[list[int]]) -> tuple[Tensor, Tensor]:
-    """Non-empty id lists -> src (B, S) padded with ``PAD_ID``, src_lengths (B,)."""
+def pad_sources(sequences: Sequence[list[int]]) -> tuple[np.ndarray, np.ndarray]:
+    """Non-empty id lists -> src (B, S) int64 padded with ``PAD_ID``, src_lengths (B,) int64: numpy arrays, which
+    both runtimes take (``torch.from_numpy`` shares their memory)."""
     longest = max(len(ids) for ids in sequences)
-    src = torch.tensor([ids + [PAD_ID] * (longest - len(ids)) for ids in sequences], dtype=torch.long)  # (B, S)
-    return src, torch.tensor([len(ids) for ids in sequences], dtype=torch.long)
+    src = np.array([ids + [PAD_ID] * (longest - len(ids)) for ids in sequences], dtype=np.int64)  # (B, S)
+    return src, np.array([len(ids) for ids in sequences], dtype=np.int64)

@@ -14,12 +14,12 @@ from pathlib import Path
 import torch
 
 from seq2seq.checkpoint import CheckpointError, StoredCheckpoint, read_checkpoint
+from seq2seq.inference.text_encoding import DEFAULT_LENGTH_LIMIT
 from seq2seq.models import Seq2Seq
 
 log = logging.getLogger(__name__)
 
 MODEL_PREFIX = "model."  # TranslationModule keeps its Seq2Seq as ``self.model``
-DEFAULT_LENGTH_LIMIT = 250  # tokens, for checkpoints that record no data.max_src_length / max_tgt_length
 
 
 def resolve_device(name: str) -> torch.device:

@@ -30,6 +30,7 @@ import asyncio
 import json
 import logging
 import math
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -62,8 +63,11 @@ class RequestError(ValueError):
         self.status, self.field = status, field
 
 
-def parse_request(body: bytes, defaults: DecodeOptions, limits: RequestLimits) -> tuple[list[str], DecodeOptions, Any]:
-    """A /translate body -> (sentences, options, prefixes); RequestError naming the field otherwise."""
+def parse_request(body: bytes, defaults: DecodeOptions, limits: RequestLimits,
+                  supported: Callable[[DecodeOptions], DecodeOptions] = lambda options: options,
+                  ) -> tuple[list[str], DecodeOptions, Any]:
+    """A /translate body -> (sentences, options, prefixes); RequestError naming the field otherwise. ``supported``:
+    the decoder's own refusals (the ONNX runtime does not sample), DecodeOptionError naming the option."""
     if len(body) > limits.max_body_bytes:
         raise RequestError(413, "body", f"the request body has {len(body)} bytes; at most {limits.max_body_bytes}")
     payload = _json(body)
@@ -89,7 +93,7 @@ def parse_request(body: bytes, defaults: DecodeOptions, limits: RequestLimits) -
     if isinstance(settings.get("sampling"), str):
         _check_strings("sampling", [settings["sampling"]], limits)
     try:
-        options = DecodeOptions.from_mapping(settings, defaults)
+        options = supported(DecodeOptions.from_mapping(settings, defaults))
     except DecodeOptionError as error:
         raise RequestError(422, error.option, str(error)) from None
     if options.beam_size > limits.max_beam_size:
@@ -171,7 +175,7 @@ def make_app(batching: BatchingTranslator, defaults: DecodeOptions, limits: Requ
     async def translate(request: Request) -> JSONResponse:
         try:
             sentences, options, prefixes = parse_request(await read_body(request, limits.max_body_bytes), defaults,
-                                                         limits)
+                                                         limits, translator.decoding.supported)
         except RequestError as error:
             return SafeJSONResponse({"error": str(error), "field": error.field}, status_code=error.status)
         future = batching.submit(sentences, options, prefixes)
@@ -195,14 +199,16 @@ def serve(cfg) -> None:
 
     import uvicorn
 
-    from seq2seq.config_checks import decode_options
-    from seq2seq.inference.evaluation import checkpoint_paths
-    from seq2seq.inference.translator import Translator
+    from seq2seq.config_checks import ConfigError, decode_options
+    from seq2seq.decode_options import DecodeOptionError
+    from seq2seq.inference.evaluation import load_translator
 
     check_serve_config(cfg)
-    translator = Translator.from_checkpoint(checkpoint_paths(cfg), device=cfg.device, average_last=cfg.average_last,
-                                            quantize=cfg.quantize, ensemble_combine=cfg.ensemble_combine)
-    defaults = decode_options(cfg.decode)
+    translator = load_translator(cfg)
+    try:
+        defaults = translator.decoding.supported(decode_options(cfg.decode))
+    except DecodeOptionError as error:
+        raise ConfigError(f"decode.{error.option}: {error.reason}") from None
     limits = RequestLimits(cfg.max_sentences, cfg.max_characters, cfg.max_body_bytes, cfg.max_beam_size)
     batching = BatchingTranslator(translator, cfg.max_batch_size, cfg.batch_timeout, cfg.max_tokens)
     log.info("serving %s on %s: batches of up to %d sentences, waiting up to %g s for them; no authentication",
@@ -226,12 +232,10 @@ def serve(cfg) -> None:
 
 
 def check_serve_config(cfg) -> None:
-    from omegaconf import OmegaConf
-
     from seq2seq.config_checks import ConfigError, decode_options
+    from seq2seq.inference.evaluation import check_runtime
 
-    if OmegaConf.is_missing(cfg, "ckpt_path") or not cfg.ckpt_path:
-        raise ConfigError("ckpt_path: required, e.g. ckpt_path=logs/train/runs/<run>/checkpoints/last.ckpt")
+    check_runtime(cfg, ("average_last", "quantize", "ensemble_combine", "device"))
     decode_options(cfg.decode)
     if not 0 <= cfg.port <= 65535:
         raise ConfigError(f"port: must be in [0, 65535] (0: any free port), got {cfg.port}")

@@ -3,7 +3,8 @@
 Sources, targets (to score) and target prefixes are stripped as training data is stripped, lowercased when
 the model was trained on lowercased data, and encoded with the checkpoint's tokenizers; unknown pieces become
 ``<unk>``, so nothing here fails on odd text. A source longer than ``max_input_tokens`` tokens is cut to it,
-with one warning naming the lines (so a pasted book cannot make one batch take all memory).
+with one warning naming the lines (so a pasted book cannot make one batch take all memory). No torch here: the
+ONNX runtime (:mod:`seq2seq.runtime`) encodes text with this too.
 """
 
 from __future__ import annotations
@@ -14,9 +15,10 @@ from dataclasses import dataclass
 from typing import Optional
 
 from seq2seq.data.tokenizer import TextTokenizer
-from seq2seq.inference.loading import DEFAULT_LENGTH_LIMIT
 
 log = logging.getLogger(__name__)
+
+DEFAULT_LENGTH_LIMIT = 250  # tokens, for checkpoints that record no data.max_src_length / max_tgt_length
 
 
 @dataclass

@@ -1,8 +1,14 @@
-"""What translating one sentence gives: :class:`Translation`, the same from every way of decoding."""
+"""What translating one sentence gives: :class:`Translation`, the same from every way of decoding.
+
+No torch here: the ONNX runtime (:mod:`seq2seq.runtime`) builds its results with :func:`make_translation` too.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+
+from seq2seq.data.tokenizer import TextTokenizer
 
 
 @dataclass(frozen=True)
@@ -31,3 +37,26 @@ class Translation:
 
 
 EMPTY = Translation("", 0.0, [("", 0.0)])  # an empty input's: the model is not asked
+
+
+def make_translation(tokens: list[int], score: float, nbest: Sequence[tuple[list[int], float]],
+                     attention: list[list[float]], src_ids: list[int], src_tokenizer: TextTokenizer,
+                     tgt_tokenizer: TextTokenizer) -> Translation:
+    """One searched sentence as a :class:`Translation`: its best ``tokens`` (no bos, no eos) and ``score``, its
+    ``nbest`` (tokens, score) list, ``attention`` rows (one per output piece, eos included when it ended; one
+    column per source piece) and its source ``src_ids``."""
+    decode_text = tgt_tokenizer.decode
+    output_pieces = [tgt_tokenizer.id_to_token(token) for token in tokens]
+    if len(attention) > len(tokens):
+        output_pieces.append("<eos>")
+    # The source piece each output piece (but eos) attended to most; the first of equal weights.
+    alignment = [(max(range(len(row)), key=row.__getitem__), j) for j, row in enumerate(attention[: len(tokens)])]
+    return Translation(
+        text=decode_text(tokens),
+        score=score,
+        nbest=[(decode_text(candidate), candidate_score) for candidate, candidate_score in nbest],
+        alignment=alignment,
+        attention=[[round(weight, 6) for weight in weights] for weights in attention],
+        source_pieces=[src_tokenizer.id_to_token(token) for token in src_ids],
+        output_pieces=output_pieces,
+    )

@@ -1,5 +1,9 @@
 """Greedy and beam search: properties on tiny random models, exact answers on hand-built ones.
 
+The search's rules live in two places, PyTorch's (``seq2seq.inference.search``) and the ONNX runtime's numpy
+copy (``seq2seq.runtime.search``): every case here runs against both (the ``implementation`` fixture), the
+numpy one through :class:`NumpyModel`, which hands it the same model on numpy arrays.
+
 Random models run in double precision (so near-ties cannot flip a choice between a batch and a sentence
 alone) with their weights scaled up and eos's bias raised, so that their hypotheses end at varied steps.
 The hand-built ``BigramModel`` has next-token probabilities that depend only on the previous token, so
@@ -7,14 +11,16 @@ the best sequence, and what greedy search picks instead, can be worked out by ha
 """
 
 import math
+import sys
 
 import pytest
 import torch
 
 from seq2seq.decode_options import DecodeOptions
 from seq2seq.inference import search
-from seq2seq.inference.search import BOS_ID, EOS_ID, PAD_ID, Hypotheses, max_output_length
+from seq2seq.inference.search import BOS_ID, EOS_ID, PAD_ID, Hypotheses
 from seq2seq.models import DecoderState, Memory, Seq2Seq
+from seq2seq.runtime import search as numpy_search
 from tests.helpers.teacher_forcing import logits_and_attention
 
 pytestmark = pytest.mark.usefixtures("single_thread")
@@ -48,14 +54,63 @@ def make_model(rnn_type="lstm", input_feeding=True, seed=0, eos_bias=1.0):
     return model.double().eval()
 
 
+IMPLEMENTATION = "torch"  # set for each test by the fixture below
+
+
+@pytest.fixture(autouse=True, params=["torch", "numpy"])
+def implementation(request, monkeypatch):
+    monkeypatch.setattr(sys.modules[__name__], "IMPLEMENTATION", request.param)
+    return request.param
+
+
+class NumpyModel:
+    """A PyTorch model (or the fake below) as the numpy search sees an exported one: arrays in, arrays out."""
+
+    def __init__(self, model):
+        self.model = model
+
+    def encode(self, src, src_lengths):
+        with torch.inference_mode():
+            memory, state = self.model.encode(torch.from_numpy(src), torch.from_numpy(src_lengths))
+        return TorchRows(memory), TorchRows(state)
+
+    def step_log_probs(self, tokens, memory, state):
+        with torch.inference_mode():
+            log_probs, attention, state = self.model.step_log_probs(torch.from_numpy(tokens), memory.value, state.value)
+        return log_probs.numpy().copy(), attention.numpy(), TorchRows(state)
+
+
+class TorchRows:
+    """A memory or state of the PyTorch model, selected by numpy indices."""
+
+    def __init__(self, value):
+        self.value = value
+
+    def index_select(self, indices):
+        return TorchRows(self.value.index_select(torch.from_numpy(indices)))
+
+
+def run_search(name, model, src, lengths, options):
+    if IMPLEMENTATION == "torch":
+        return getattr(search, name)(model, src, lengths, options)
+    found = getattr(numpy_search, name)(NumpyModel(model), src.numpy(), lengths.numpy(), options)
+    return Hypotheses(found.tokens, found.scores, [torch.from_numpy(a) for a in found.attention], found.nbest)
+
+
+def max_output_length(src_lengths, ratio, constant, limit=None):
+    if IMPLEMENTATION == "torch":
+        return search.max_output_length(src_lengths, ratio, constant, limit)
+    return torch.from_numpy(numpy_search.max_output_length(src_lengths.numpy(), ratio, constant, limit))
+
+
 def greedy_search(model, src, lengths, **options):
     """Greedy search with these options (the others at their defaults)."""
-    return search.greedy_search(model, src, lengths, DecodeOptions(beam_size=1, **options))
+    return run_search("greedy_search", model, src, lengths, DecodeOptions(beam_size=1, **options))
 
 
 def beam_search(model, src, lengths, **options):
     """Beam search with these options (the others at their defaults)."""
-    return search.beam_search(model, src, lengths, DecodeOptions(**options))
+    return run_search("beam_search", model, src, lengths, DecodeOptions(**options))
 
 
 def make_batch(lengths=LENGTHS, seed=100):

@@ -1,0 +1,147 @@
+"""Translating with an exported model, without PyTorch: :class:`OnnxTranslator`.
+
+    from seq2seq.runtime import OnnxTranslator
+    translator = OnnxTranslator.from_dir("exported/", threads=2)
+    results = translator.translate(["zweiundvierzig", "elf"], beam_size=5, n_best=2)
+    results[0].text, results[0].score, results[0].nbest, results[0].alignment
+
+The same keywords and the same results (:class:`~seq2seq.inference.translation.Translation`) as
+:meth:`seq2seq.Translator.translate`, and the same path inside: text encoded by
+:class:`~seq2seq.inference.text_encoding.TextEncoding`, sentences grouped by
+:func:`~seq2seq.inference.length_batches.length_batches`, searched by :mod:`seq2seq.runtime.search`, every
+result back in its input's place. ``evaluate.py runtime=onnx`` and ``serve.py runtime=onnx`` decode through it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Optional, Union
+
+from seq2seq.data.tokenizer import TextTokenizer
+from seq2seq.decode_options import DEFAULT_BATCH_SIZE, DEFAULT_MAX_TOKENS, DecodeOptions
+from seq2seq.inference.length_batches import length_batches, pad_sources
+from seq2seq.inference.text_encoding import TextEncoding
+from seq2seq.inference.translation import EMPTY, Translation, make_translation
+from seq2seq.runtime.manifest import Manifest
+from seq2seq.runtime.onnx_model import OnnxEnsemble, OnnxModel
+from seq2seq.runtime.search import Hypotheses, Prefix, search, supported
+
+
+@dataclass(frozen=True)
+class ExportedFrom:
+    """A checkpoint an exported model came from, as the manifest records it (``path`` where it was then), with
+    the fields of :class:`seq2seq.inference.translator.LoadedCheckpoint`."""
+
+    path: Path
+    global_step: int
+    epoch: int
+    data: Optional[dict]
+    averaged: tuple[Path, ...] = ()
+
+    @staticmethod
+    def of(recorded: dict) -> "ExportedFrom":
+        return ExportedFrom(Path(recorded["path"]), int(recorded.get("global_step", 0)), int(recorded.get("epoch", 0)),
+                            recorded.get("data"), tuple(Path(p) for p in recorded.get("averaged", ())))
+
+
+class OnnxDecoding:
+    """:class:`seq2seq.inference.decoding.Decoding`'s decoding half over an exported model: ``capped``, ``search``
+    and ``translate_ids``, with the same arguments and results."""
+
+    def __init__(self, model, src_tokenizer: TextTokenizer, tgt_tokenizer: TextTokenizer,
+                 output_cap: Optional[int] = None) -> None:
+        self.model = model
+        self.src_tokenizer = src_tokenizer
+        self.tgt_tokenizer = tgt_tokenizer
+        self.output_cap = output_cap
+
+    def supported(self, options: DecodeOptions) -> DecodeOptions:
+        """``options``, or a DecodeOptionError naming what this runtime cannot do (sampling)."""
+        return supported(options)
+
+    def capped(self, options: DecodeOptions) -> DecodeOptions:
+        """``options`` with ``max_length`` filled in from the output cap when it is None."""
+        if options.max_length is not None or self.output_cap is None:
+            return options
+        return dataclasses.replace(options, max_length=self.output_cap)
+
+    def search(self, src, src_lengths, options: DecodeOptions, prefix: Optional[Prefix] = None) -> Hypotheses:
+        return search(self.model, src, src_lengths, self.capped(options), prefix)
+
+    def translate_ids(self, src_ids: Sequence[list[int]], options: DecodeOptions, *, batch_size: int,
+                      max_tokens: Optional[int], prefixes: Optional[Sequence[list[int]]] = None,
+                      on_batch: Optional[Callable[[int], None]] = None) -> list[Translation]:
+        """Translations of ``src_ids`` in their order, as ``Decoding.translate_ids``."""
+        supported(options)
+        results: list[Optional[Translation]] = [EMPTY if not ids else None for ids in src_ids]
+        for chunk in length_batches([len(ids) for ids in src_ids], batch_size, max_tokens):
+            src, src_lengths = pad_sources([src_ids[i] for i in chunk])
+            prefix = None
+            if prefixes is not None and any(prefixes[i] for i in chunk):
+                prefix = Prefix.from_lists([prefixes[i] for i in chunk])
+            hypotheses = self.search(src, src_lengths, options, prefix)
+            for row, index in enumerate(chunk):
+                results[index] = make_translation(
+                    hypotheses.tokens[row], hypotheses.scores[row], hypotheses.nbest[row],
+                    hypotheses.attention[row].astype(float).tolist(), src_ids[index], self.src_tokenizer,
+                    self.tgt_tokenizer)
+            if on_batch is not None:
+                on_batch(len(chunk))
+        return results  # type: ignore[return-value]  # every slot is filled
+
+    def score_ids(self, *args, **kwargs):
+        raise ValueError("score_targets: scoring given targets (teacher forcing) needs the PyTorch runtime "
+                         "(runtime=torch ckpt_path=...)")
+
+
+class OnnxTranslator:
+    """An exported model (or ensemble) in onnxruntime sessions, and its tokenizers: ``text`` and ``decoding``
+    as a :class:`seq2seq.Translator` has them, so the service and ``evaluate.py`` take either."""
+
+    def __init__(self, model, src_tokenizer: TextTokenizer, tgt_tokenizer: TextTokenizer,
+                 output_cap: Optional[int], lowercase: bool, max_input_tokens: int, manifest: Manifest,
+                 model_dir: Path, providers: Sequence[str]) -> None:
+        self.text = TextEncoding(src_tokenizer, tgt_tokenizer, lowercase, max_input_tokens)
+        self.decoding = OnnxDecoding(model, src_tokenizer, tgt_tokenizer, output_cap)
+        self.manifest = manifest
+        self.model_dir = model_dir
+        self.device = f"onnxruntime ({', '.join(providers)})"
+        self.checkpoints = tuple(ExportedFrom.of(recorded) for recorded in manifest.checkpoints)
+
+    @property
+    def src_tokenizer(self) -> TextTokenizer:
+        return self.text.src_tokenizer
+
+    @property
+    def tgt_tokenizer(self) -> TextTokenizer:
+        return self.text.tgt_tokenizer
+
+    @property
+    def output_cap(self) -> Optional[int]:
+        return self.decoding.output_cap
+
+    @classmethod
+    def from_dir(cls, model_dir: Union[str, Path], *, threads: Optional[int] = None,
+                 providers: Sequence[str] = ("CPUExecutionProvider",)) -> "OnnxTranslator":
+        """Load a folder written by ``export.py``; ``threads`` per operator (None: one per core)."""
+        directory = Path(model_dir)
+        manifest = Manifest.read(directory)
+        members = [OnnxModel(directory / m.encoder, directory / m.decoder_step, threads, providers)
+                   for m in manifest.members]
+        model = members[0] if len(members) == 1 else OnnxEnsemble(members, manifest.ensemble_combine)
+        return cls(model, TextTokenizer.load(directory / manifest.src_tokenizer),
+                   TextTokenizer.load(directory / manifest.tgt_tokenizer), manifest.output_cap, manifest.lowercase,
+                   manifest.max_input_tokens, manifest, directory, providers)
+
+    def translate(self, sources: Union[str, Sequence[str]], *, prefixes: Optional[Sequence[str]] = None,
+                  batch_size: int = DEFAULT_BATCH_SIZE, max_tokens: Optional[int] = DEFAULT_MAX_TOKENS,
+                  **options: Any) -> list[Translation]:
+        """One :class:`Translation` per source sentence, in order: as :meth:`seq2seq.Translator.translate`."""
+        decode_options = DecodeOptions.from_mapping(options)
+        lines = [sources] if isinstance(sources, str) else list(sources)
+        encoded_prefixes = self.text.prefixes(prefixes, len(lines))
+        return self.decoding.translate_ids(self.text.sources(lines), decode_options, batch_size=batch_size,
+                                           max_tokens=max_tokens, prefixes=encoded_prefixes)
