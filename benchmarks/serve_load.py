@@ -10,6 +10,9 @@ run's answers equal the unbatched run's, sentence by sentence).
 
     python benchmarks/serve_load.py --ckpt <ref_bilstm run>/checkpoints/last.ckpt \\
         --source ../shared/data/multi30k-tok/test.de.gz --clients 16 --requests 20
+
+``--model-dir DIR`` (instead of ``--ckpt``) serves a folder written by export.py with the ONNX runtime
+(``serve.py runtime=onnx model_dir=DIR``), which uses every core for each operator.
 """
 
 from __future__ import annotations
@@ -43,8 +46,9 @@ class Service(ServeProcess):
 
     def __init__(self, args: argparse.Namespace, max_batch_size: int) -> None:
         log_path = Path(tempfile.mkdtemp(prefix="serve-load-")) / "serve.log"
-        overrides = [f"ckpt_path={Path(args.ckpt).resolve()}", f"device={args.device}",
-                     f"max_batch_size={max_batch_size}", f"batch_timeout={args.batch_timeout}", f"decode.beam_size={args.beam_size}",
+        model = (["runtime=onnx", f"model_dir={Path(args.model_dir).resolve()}"] if args.model_dir else
+                 [f"ckpt_path={Path(args.ckpt).resolve()}", f"device={args.device}"])
+        overrides = [*model, f"max_batch_size={max_batch_size}", f"batch_timeout={args.batch_timeout}", f"decode.beam_size={args.beam_size}",
                      f"hydra.run.dir={log_path.parent}", *([f"quantize={args.quantize}"] if args.quantize else [])]
         try:
             super().__init__(overrides, log_path, env={**os.environ, "OMP_NUM_THREADS": str(args.threads)})
@@ -117,7 +121,9 @@ def run_clients(port: int, sentences: list[str], clients: int, requests: int, be
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--ckpt", required=True)
+    model = parser.add_mutually_exclusive_group(required=True)
+    model.add_argument("--ckpt", help="a checkpoint, served with PyTorch")
+    model.add_argument("--model-dir", help="a folder written by export.py, served with the ONNX runtime")
     parser.add_argument("--source", required=True, help="sentences, one per line (plain or .gz)")
     parser.add_argument("--clients", type=int, default=16)
     parser.add_argument("--requests", type=int, default=20, help="requests per client")
@@ -148,6 +154,8 @@ def main() -> None:
     print(json.dumps({
         "benchmark": "serve_load",
         "checkpoint": args.ckpt,
+        "model_dir": args.model_dir,
+        "runtime": "onnx" if args.model_dir else "torch",
         "clients": args.clients,
         "requests_per_client": args.requests,
         "sentences_per_request": 1,
