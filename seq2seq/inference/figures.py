@@ -1,4 +1,5 @@
-"""What TensorBoard shows besides curves: attention heatmaps and a table of sample translations."""
+"""What the loggers show besides curves (TensorBoard, wandb, MLflow): attention heatmaps and a table of sample
+translations."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ from typing import Sequence
 
 import matplotlib
 
-matplotlib.use("Agg")  # no display needed; figures go to TensorBoard or files
+matplotlib.use("Agg")  # no display needed; figures go to the loggers or files
 import matplotlib.pyplot as plt  # noqa: E402
 from torch import Tensor  # noqa: E402
 
@@ -26,8 +27,13 @@ def attention_figure(weights: Tensor, src_tokens: Sequence[str], out_tokens: Seq
     return figure
 
 
+def close_figure(figure) -> None:
+    """Free a figure: pyplot keeps every figure it made until it is closed."""
+    plt.close(figure)
+
+
 def samples_table(rows: Sequence[tuple[str, str, str]]) -> str:
-    """A Markdown table (source | reference | hypothesis) as TensorBoard's text view renders it."""
+    """A Markdown table (source | reference | hypothesis), as TensorBoard's text view and MLflow's artifacts show it."""
 
     def cell(text: str) -> str:
         return text.replace("|", "\\|").replace("\n", " ") or " "

@@ -4,7 +4,8 @@
     schedulers.py     the optimizer and learning-rate schedules
     nonfinite.py      NonFiniteUpdates: clipping; NaN/inf losses and gradient norms skipped, counted, bounded
     dropout_seeding.py  DropoutSeeding: dropout masks seeded per step (a resumed run draws the same ones)
-    samples.py        ValidationSamples: attention heatmaps and sample translations to TensorBoard
+    samples.py        ValidationSamples: attention heatmaps and sample translations to the loggers
+    logger_media.py   what each logger kind takes besides curves: settings, figures, sample tables
     callbacks.py      LastCheckpoint (last.ckpt kept current), GracefulShutdown (SIGTERM/SIGUSR1/Ctrl-C)
     progress_log.py   plain progress lines for train.log and non-terminal stderr
     checkpoint_io.py  checkpoints written atomically (temporary file, fsync, rename); failed writes one line

@@ -6,7 +6,6 @@
 from __future__ import annotations
 
 import logging
-import math
 import sys
 from pathlib import Path
 from typing import Any, Optional
@@ -14,14 +13,15 @@ from typing import Any, Optional
 import hydra
 import lightning as L
 import torch
+from hydra.errors import InstantiationException
 from lightning.pytorch.callbacks import ModelCheckpoint, ProgressBar
-from lightning.pytorch.loggers import TensorBoardLogger
 from lightning.pytorch.plugins.environments import ClusterEnvironment, SLURMEnvironment
 from omegaconf import DictConfig, OmegaConf
 
 from seq2seq.checkpoint import read_checkpoint
 from seq2seq.config_checks import check_train_config
 from seq2seq.data.datamodule import TranslationDataModule
+from seq2seq.training import logger_media
 from seq2seq.training.callbacks import ClosingValidation, GracefulShutdown, LastCheckpoint
 from seq2seq.training.checkpoint_io import AtomicCheckpointIO
 from seq2seq.training.console import ParameterSummary, quiet_lightning_console
@@ -91,24 +91,32 @@ def instantiate_list(node: Optional[DictConfig]) -> list[Any]:
     return [hydra.utils.instantiate(entry) for entry in node.values() if entry is not None and "_target_" in entry]
 
 
+def instantiate_loggers(node: Optional[DictConfig]) -> list[Any]:
+    """The ``logger`` group's loggers; one whose package is not installed is an error naming its key and the extra."""
+    logger_media.keep_local()
+    loggers = []
+    for key, entry in (node or {}).items():
+        if entry is None or "_target_" not in entry:
+            continue
+        try:
+            loggers.append(hydra.utils.instantiate(entry))
+        except InstantiationException as error:
+            if isinstance(error.__cause__, ModuleNotFoundError):
+                raise ModuleNotFoundError(f"logger.{key} ({entry._target_}): {error.__cause__}; "
+                                          "pip install -e '.[loggers]' installs wandb and MLflow") from error
+            raise
+    return loggers
+
+
 def log_hparams(loggers: list[Any], cfg: DictConfig) -> None:
-    """Hyperparameters with the metric names they are compared by, for TensorBoard's HParams view.
-
-    The values of those metrics are the ones logged as scalars during training, so nothing is faked here.
-    """
-    from torch.utils.tensorboard.summary import hparams
-
+    """Every data, model and optimizer setting and the seed, to each logger as it takes them (TensorBoard's HParams
+    view with the metric names runs are compared by, wandb's config, MLflow's params, CSV's hparams.yaml)."""
     flat = {}
     for section in ("data", "model", "optim"):
         for key, value in _flatten(OmegaConf.to_container(cfg[section], resolve=True), section).items():
             flat[key] = value if isinstance(value, (int, float, str, bool)) else str(value)
     flat["seed"] = cfg.seed
-    for logger in loggers:
-        if isinstance(logger, TensorBoardLogger):
-            experiment, session_start, session_end = hparams(flat, {name: math.nan for name in REPORTED_METRICS})
-            writer = logger.experiment._get_file_writer()
-            for summary in (experiment, session_start, session_end):
-                writer.add_summary(summary)
+    logger_media.log_hparams(loggers, flat, REPORTED_METRICS)
 
 
 def _flatten(node: Any, prefix: str) -> dict[str, Any]:
@@ -239,7 +247,7 @@ def _train(cfg: DictConfig) -> dict[str, float]:
     log.info("vocabularies: source %d (%s), target %d (%s)", datamodule.src_tokenizer.vocab_size,
              datamodule.src_tokenizer.kind, datamodule.tgt_tokenizer.vocab_size, datamodule.tgt_tokenizer.kind)
 
-    loggers = instantiate_list(cfg.get("logger"))
+    loggers = instantiate_loggers(cfg.get("logger"))
     trainer_args = OmegaConf.to_container(cfg.trainer, resolve=True)
     # The rich bar draws on stdout, and only where it is a terminal; elsewhere (a log file, a pipe) the plain lines of
     # ProgressLog stand in for it. trainer.enable_progress_bar=false wins over the bar in the callbacks group.
@@ -247,7 +255,7 @@ def _train(cfg: DictConfig) -> dict[str, float]:
         callbacks = [callback for callback in callbacks if not isinstance(callback, ProgressBar)]
         trainer_args["enable_progress_bar"] = False
     # The parts of training that are not the model's: skipping non-finite updates (and clipping), dropout seeded
-    # by position, attention maps and sample translations in TensorBoard.
+    # by position, attention maps and sample translations to the loggers that take them.
     callbacks += [NonFiniteUpdates(cfg.optim.max_nonfinite_in_a_row), DropoutSeeding(),
                   ValidationSamples(cfg.num_logged_samples)]
     # A run that its step or epoch budget ends between two validations is validated once more at its end.
@@ -272,22 +280,28 @@ def _train(cfg: DictConfig) -> dict[str, float]:
         plugins=plugins,
     )
     resume_epoch_ends_as_lightning_does_without_max_steps(trainer)  # see training/fit_loop.py
-    if trainer.global_rank == 0:
-        log_hparams(loggers, cfg)
-    fit(trainer, module, datamodule, ckpt_path, shutdown)
+    succeeded = False
+    try:
+        if trainer.global_rank == 0:
+            log_hparams(loggers, cfg)
+        fit(trainer, module, datamodule, ckpt_path, shutdown)
 
-    metrics = {name: float(value) for name, value in trainer.callback_metrics.items()}
-    best = getattr(trainer.checkpoint_callback, "best_model_path", "")
-    if progress.validations == 0 and not best and not trainer.fast_dev_run:
-        log.warning(
-            "no validation ran: training ended at global step %d without one (trainer.val_check_interval=%s, "
-            "trainer.check_val_every_n_epoch=%s, trainer.limit_val_batches=%s), so there is no %s and no best "
-            "checkpoint; %s holds the final weights%s", trainer.global_step, cfg.trainer.get("val_check_interval"),
-            cfg.trainer.get("check_val_every_n_epoch"), cfg.trainer.get("limit_val_batches"), cfg.monitor, last,
-            ", which are tested" if cfg.test_after_training else "",
-        )
-    if cfg.test_after_training and not trainer.interrupted:
-        results = trainer.test(module, datamodule=datamodule, ckpt_path=best or None, weights_only=False)
-        metrics.update({name: float(value) for name, value in (results[0] if results else {}).items()})
+        metrics = {name: float(value) for name, value in trainer.callback_metrics.items()}
+        best = getattr(trainer.checkpoint_callback, "best_model_path", "")
+        if progress.validations == 0 and not best and not trainer.fast_dev_run:
+            log.warning(
+                "no validation ran: training ended at global step %d without one (trainer.val_check_interval=%s, "
+                "trainer.check_val_every_n_epoch=%s, trainer.limit_val_batches=%s), so there is no %s and no best "
+                "checkpoint; %s holds the final weights%s", trainer.global_step, cfg.trainer.get("val_check_interval"),
+                cfg.trainer.get("check_val_every_n_epoch"), cfg.trainer.get("limit_val_batches"), cfg.monitor, last,
+                ", which are tested" if cfg.test_after_training else "",
+            )
+        if cfg.test_after_training and not trainer.interrupted:
+            results = trainer.test(module, datamodule=datamodule, ckpt_path=best or None, weights_only=False)
+            metrics.update({name: float(value) for name, value in (results[0] if results else {}).items()})
+        succeeded = True
+    finally:
+        if trainer.global_rank == 0:
+            logger_media.finish(loggers, succeeded)
     log.info("outputs in %s", output_dir)
     return metrics
