@@ -100,6 +100,9 @@ def check_model(model: DictConfig, key: str = "model") -> None:
 def check_data(data: DictConfig, key: str = "data") -> None:
     _one_of(data.name, DATA_NAMES, f"{key}.name")
     _one_of(data.format, FORMATS, f"{key}.format")
+    for side in ("src_field", "tgt_field"):
+        _require(data[side] is None or data.format in ("jsonl", "hf"), f"{key}.{side}",
+                 f"names a record's field, read only with data.format=jsonl or hf (not {data.format})")
     _one_of(data.src_tokenizer, TOKENIZER_KINDS, f"{key}.src_tokenizer")
     _one_of(data.tgt_tokenizer, TOKENIZER_KINDS, f"{key}.tgt_tokenizer")
     _require(

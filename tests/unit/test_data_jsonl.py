@@ -123,6 +123,8 @@ def test_config_checks_and_the_datamodule_accept_the_new_formats_and_refuse_othe
         check_data(OmegaConf.merge(OmegaConf.structured(DataConfig), {"root": "x", "format": format}))
     with pytest.raises(ConfigError, match=r"^data\.format: "):
         check_data(OmegaConf.merge(OmegaConf.structured(DataConfig), {"root": "x", "format": "json"}))
+    with pytest.raises(ConfigError, match=r"^data\.tgt_field: .* read only with data\.format=jsonl or hf"):
+        check_data(OmegaConf.merge(OmegaConf.structured(DataConfig), {"root": "x", "tgt_field": "en"}))
     with pytest.raises(ValueError, match=r"data\.format must be 'parallel' for data\.name='numbers'"):
         module(tmp_path, "jsonl", name="numbers")
 
