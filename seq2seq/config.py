@@ -68,7 +68,10 @@ class DataConfig:
     src_lang: str = "de"
     tgt_lang: str = "en"
     splits: Dict[str, str] = field(default_factory=lambda: {"train": "train", "val": "val", "test": "test"})
-    format: str = "parallel"
+    format: str = "parallel"  # parallel | tsv | jsonl | hf
+    # jsonl and hf: the field (column) holding each side; null: the language code, else translation.<code>.
+    src_field: Optional[str] = None
+    tgt_field: Optional[str] = None
     src_tokenizer: str = "char"
     tgt_tokenizer: str = "word"
     src_vocab_size: int = 8000

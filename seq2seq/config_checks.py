@@ -14,6 +14,7 @@ import lightning as L
 from omegaconf import DictConfig, OmegaConf
 
 from seq2seq.data.in_memory import EVAL_OVERLONG_POLICIES
+from seq2seq.data.split_sources import FORMATS
 from seq2seq.decode_options import DecodeOptionError, DecodeOptions
 from seq2seq.models.attention import KINDS as ATTENTION_KINDS
 from seq2seq.models.bridge import STRATEGIES as BRIDGE_STRATEGIES
@@ -98,7 +99,10 @@ def check_model(model: DictConfig, key: str = "model") -> None:
 
 def check_data(data: DictConfig, key: str = "data") -> None:
     _one_of(data.name, DATA_NAMES, f"{key}.name")
-    _one_of(data.format, ("parallel", "tsv"), f"{key}.format")
+    _one_of(data.format, FORMATS, f"{key}.format")
+    for side in ("src_field", "tgt_field"):
+        _require(data[side] is None or data.format in ("jsonl", "hf"), f"{key}.{side}",
+                 f"names a record's field, read only with data.format=jsonl or hf (not {data.format})")
     _one_of(data.src_tokenizer, TOKENIZER_KINDS, f"{key}.src_tokenizer")
     _one_of(data.tgt_tokenizer, TOKENIZER_KINDS, f"{key}.tgt_tokenizer")
     _require(

@@ -42,17 +42,16 @@ from seq2seq.data.preprocess import (
     cached_tokenizers,
     cached_train_store,
     default_cache_dir,
-    split_source,
 )
 from seq2seq.data.resumable_loader import ResumableLoader
 from seq2seq.data.sampler import BucketBatchSampler
+from seq2seq.data.split_sources import FORMATS, pair_source
 from seq2seq.data.tokenizer import SPECIAL_TOKENS, TOKENIZER_KINDS, TextTokenizer
 from seq2seq.data.tokenizer_store import has_tokenizers, load_tokenizers, save_tokenizers
 
 log = logging.getLogger(__name__)
 
 DATASET_NAMES = ("numbers", "multi30k", "text")
-FORMATS = ("parallel", "tsv")
 SPLIT_NAMES = ("train", "val", "test")
 NUMBERS_KEYS = ("seed", "train_size", "val_size", "test_size", "max_number")
 _STAGE_SPLITS = {"fit": ("train", "val"), "validate": ("val",), "test": ("test",), "predict": ("test",)}
@@ -68,8 +67,9 @@ class TranslationDataModule(L.LightningDataModule):
         src_lang, tgt_lang: file suffixes of the two sides, e.g. ``de`` and ``en``.
         splits: ``train``/``val`` (required) and ``test`` (optional) to file stems, e.g.
             ``{"train": "train", "val": "val", "test": "test_2016_flickr"}``.
-        format: ``parallel`` (``{root}/{stem}.{lang}``, or ``.gz``) or ``tsv`` (``{root}/{stem}.tsv``:
-            ``source<TAB>target``).
+        format: ``parallel`` (``{root}/{stem}.{lang}``, or ``.gz``), ``tsv`` (``{root}/{stem}.tsv``:
+            ``source<TAB>target``), ``jsonl`` or ``hf`` (:mod:`seq2seq.data.split_sources`).
+        src_field, tgt_field: ``jsonl`` and ``hf``: each side's field (:mod:`seq2seq.data.record_fields`).
         src_tokenizer, tgt_tokenizer: tokenizer kind per side: ``word``, ``char`` or ``bpe``.
         src_vocab_size, tgt_vocab_size: maximum vocabulary sizes, special tokens included.
         min_frequency: minimum count for a vocabulary entry (or a BPE merge).
@@ -112,6 +112,8 @@ class TranslationDataModule(L.LightningDataModule):
         tgt_lang: str,
         splits: Mapping[str, str],
         format: str = "parallel",
+        src_field: str | None = None,
+        tgt_field: str | None = None,
         src_tokenizer: str = "word",
         tgt_tokenizer: str = "word",
         src_vocab_size: int = 8000,
@@ -156,13 +158,8 @@ class TranslationDataModule(L.LightningDataModule):
                 raise ValueError(f"data.{key} must exceed the {len(SPECIAL_TOKENS)} special tokens, got {size}")
         if max_tokens is None and batch_size is None:
             raise ValueError("set data.max_tokens or data.batch_size (or both); both are null")
-        optional_positive = {
-            "max_tokens": max_tokens,
-            "batch_size": batch_size,
-            "max_src_length": max_src_length,
-            "max_tgt_length": max_tgt_length,
-            "tokenizer_sample_size": tokenizer_sample_size,
-        }
+        optional_positive = dict(max_tokens=max_tokens, batch_size=batch_size, max_src_length=max_src_length,
+                                 max_tgt_length=max_tgt_length, tokenizer_sample_size=tokenizer_sample_size)
         for key, value in optional_positive.items():
             if value is not None and value < 1:
                 raise ValueError(f"data.{key} must be >= 1 or null, got {value}")
@@ -186,6 +183,7 @@ class TranslationDataModule(L.LightningDataModule):
         self.tgt_lang = tgt_lang
         self.splits = splits
         self.format = format
+        self.src_field, self.tgt_field = src_field, tgt_field
         self.src_tokenizer_kind = src_tokenizer
         self.tgt_tokenizer_kind = tgt_tokenizer
         self.src_vocab_size = src_vocab_size
@@ -367,9 +365,9 @@ class TranslationDataModule(L.LightningDataModule):
         return f"data.root ({split} split, data.splits.{split}={self.splits[split]!r})"
 
     def _pair_source(self, split: str) -> PairSource:
-        return split_source(self.root, self.splits[split], split, self._split_key(split), format=self.format,
-                            src_lang=self.src_lang, tgt_lang=self.tgt_lang, lowercase=self.lowercase,
-                            drop_empty=self.drop_empty)
+        return pair_source(self.root, self.splits[split], split, self._split_key(split), format=self.format,
+                           src_lang=self.src_lang, tgt_lang=self.tgt_lang, src_field=self.src_field,
+                           tgt_field=self.tgt_field, lowercase=self.lowercase, drop_empty=self.drop_empty)
 
     def _tokenizer_settings(self) -> dict:
         return {

@@ -23,7 +23,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from seq2seq.data.corpus import filter_pairs, read_lines
+from seq2seq.data.corpus import filter_pairs
 from seq2seq.data.dataset import EncodedSplit
 from seq2seq.data.preprocess import PairSource
 from seq2seq.data.tokenizer import TextTokenizer
@@ -51,16 +51,21 @@ def encode_in_memory(
     """
     if overlong not in EVAL_OVERLONG_POLICIES:
         raise ValueError(f"data.eval_overlong={overlong!r} is not one of: {', '.join(EVAL_OVERLONG_POLICIES)}")
-    pairs = [(src, tgt) for _, src, tgt in source.reader()]
-    kept = filter_pairs(pairs, name=source.description, drop_empty=source.drop_empty)
+    records = list(source.reader())
+    empty = next(((n, src) for n, src, tgt in records if not src or not tgt), None)
+    if empty is not None and not source.drop_empty:  # named by the reader's line, which need not be its position
+        raise ValueError(source.empty_pair_message(empty[0], "target" if empty[1] else "source"))
+    kept = filter_pairs([(src, tgt) for _, src, tgt in records], name=source.description,
+                        drop_empty=source.drop_empty)
     sources = [src for src, _ in kept.pairs]
     references = [tgt for _, tgt in kept.pairs]
-    line_numbers = [i + 1 for i in kept.indices]
+    line_numbers = [records[i][0] for i in kept.indices]
     src_ids = src_tokenizer.encode_batch(sources)
     tgt_ids = tgt_tokenizer.encode_batch(references)
     encoded = EncodedSplit(split, sources, references, src_ids, tgt_ids, line_numbers)
-    if source.extra_reference_paths:
-        encoded.extra_references = _extra_references(source, len(pairs), kept.indices)
+    further = source.further_references(len(records))
+    if further is not None:
+        encoded.extra_references = [further[i] for i in kept.indices]
 
     over = _over_limits(encoded, max_src_length, max_tgt_length)
     if len(over):
@@ -85,19 +90,6 @@ def encode_in_memory(
             encoded = _without(encoded, set(over.tolist()))
     log.info("%s: %d pairs", source.description, len(encoded))
     return encoded
-
-
-def _extra_references(source: PairSource, num_lines: int, kept: Sequence[int]) -> list[list[str]]:
-    """The further references of each kept pair, read from ``source.extra_reference_paths`` (one line per pair of
-    the split's files, empty where a pair has no more); ValueError naming a file whose line count differs."""
-    columns = []
-    for path in source.extra_reference_paths:
-        lines = read_lines(path, source.key)
-        if len(lines) != num_lines:
-            raise ValueError(f"{source.key}: {path} has {len(lines)} lines but the split has {num_lines} pairs: "
-                             f"each further reference file needs one line per pair (empty for none)")
-        columns.append([line.lower() for line in lines] if source.lowercase else lines)
-    return [[column[i] for column in columns if column[i]] for i in kept]
 
 
 def _over_limits(split: EncodedSplit, max_src_length: int | None, max_tgt_length: int | None) -> np.ndarray:

@@ -36,7 +36,7 @@ from typing import Any
 
 import numpy as np
 
-from seq2seq.data.corpus import PairReader, extra_reference_files, resolve_text_file
+from seq2seq.data.corpus import PairReader, extra_reference_files, read_lines, resolve_text_file
 from seq2seq.data.corpus_store import (
     StoredSplit,
     StoreWriter,
@@ -80,7 +80,31 @@ class PairSource:
     extra_reference_paths: tuple[Path, ...] = ()
 
     def reader(self) -> PairReader:
+        """Yields ``(line number, source, target)``, with ``fraction_read`` for progress reports."""
         return PairReader(self.paths, self.key, lowercase=self.lowercase)
+
+    def reading(self) -> dict[str, Any]:
+        """What besides the files decides the pairs read (for the cache keys); text files: nothing, their names
+        say it all (JSON Lines and datasets: the fields read)."""
+        return {}
+
+    def num_records(self) -> int:
+        """At least the highest line number ``reader()`` yields."""
+        return _count_lines(self.paths[0])
+
+    def further_references(self, num_pairs: int) -> list[list[str]] | None:
+        """Each pair's further references (none empty), for the ``num_pairs`` pairs ``reader()`` yields; None when
+        the split has none. ValueError naming a further reference file whose line count differs."""
+        if not self.extra_reference_paths:
+            return None
+        columns = []
+        for path in self.extra_reference_paths:
+            lines = read_lines(path, self.key)
+            if len(lines) != num_pairs:
+                raise ValueError(f"{self.key}: {path} has {len(lines)} lines but the split has {num_pairs} pairs: "
+                                 f"each further reference file needs one line per pair (empty for none)")
+            columns.append([line.lower() for line in lines] if self.lowercase else lines)
+        return [[column[i] for column in columns if column[i]] for i in range(num_pairs)]
 
     def identity(self) -> list[dict[str, Any]]:
         """What tells whether the files changed: path, size and modification time of each."""
@@ -123,6 +147,12 @@ def split_source(root: Path, stem: str, split: str, key: str, *, format: str, sr
 
 def cache_key(settings: dict[str, Any]) -> str:
     return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def _reading(source: PairSource) -> dict[str, Any]:
+    # Only where there is something to add: the keys of text files, and so their caches, stay as they were.
+    reading = source.reading()
+    return {"reading": reading} if reading else {}
 
 
 class Progress:
@@ -171,7 +201,7 @@ def _count_lines(path: Path) -> int:
 def _sample_mask(source: PairSource, sample_size: int) -> np.ndarray | None:
     """``mask[line_number]`` is True for a uniform random sample of ``sample_size`` lines (fixed seed), or None
     when the corpus has no more lines than that (then every pair is used)."""
-    num_lines = _count_lines(source.paths[0])
+    num_lines = source.num_records()
     if num_lines <= sample_size:
         return None
     chosen = np.zeros(num_lines + 2, dtype=bool)  # one byte per line: 4.5 MB for 4.5 M pairs
@@ -206,7 +236,7 @@ def cached_tokenizers(cache_dir: Path, source: PairSource, settings: dict[str, A
                       sample_size: int | None) -> tuple[TextTokenizer, TextTokenizer]:
     """The tokenizers for ``settings`` (the ``data.*`` tokenizer settings), trained once and kept in the cache."""
     key = cache_key({"files": source.identity(), "settings": settings, "sample_size": sample_size,
-                     "drop_empty": source.drop_empty, "lowercase": source.lowercase})
+                     "drop_empty": source.drop_empty, "lowercase": source.lowercase, **_reading(source)})
     directory = Path(cache_dir) / f"tokenizers-{key}"
     with exclusive(directory, "the tokenizers"):
         if has_tokenizers(directory):
@@ -317,6 +347,7 @@ def cached_train_store(cache_dir: Path, source: PairSource, tokenizers: tuple[Te
         "tokenizers": [hashlib.sha256(t.to_json().encode()).hexdigest() for t in tokenizers],
         "max_src_length": limits.max_src_length,
         "max_tgt_length": limits.max_tgt_length,
+        **_reading(source),
     })
     directory = Path(cache_dir) / f"train-{key}"
     with exclusive(directory, f"the binarized {source.description}"):

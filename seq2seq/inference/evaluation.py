@@ -49,6 +49,7 @@ from seq2seq.config import DataConfig
 from seq2seq.config_checks import ConfigError, check_data, decode_options
 from seq2seq.data.atomic import write_text_atomic
 from seq2seq.data.datamodule import TranslationDataModule
+from seq2seq.data.hf_dataset import is_hub_name
 from seq2seq.data.in_memory import EVAL_OVERLONG_POLICIES
 from seq2seq.data.tokenizer import TextTokenizer
 from seq2seq.data.tokenizer_store import SRC_FILE, TGT_FILE
@@ -197,7 +198,8 @@ def split_data_settings(cfg: DictConfig, checkpoint: LoadedCheckpoint, src_token
             f"data: {checkpoint.path} does not record which data it was trained on; name the files to score with "
             f"data=<numbers|multi30k|text> data.root=DIR (and data.src_tokenizer/data.tgt_tokenizer as trained)"
         )
-    data["root"] = to_absolute_path(data["root"])
+    if not is_hub_name(data["root"]):
+        data["root"] = to_absolute_path(data["root"])
     if cfg.eval_overlong is not None:
         data["eval_overlong"] = cfg.eval_overlong
     for side, tokenizer in (("src", src_tokenizer), ("tgt", tgt_tokenizer)):

@@ -21,6 +21,7 @@ from omegaconf import DictConfig, OmegaConf
 from seq2seq.checkpoint import read_checkpoint
 from seq2seq.config_checks import check_train_config
 from seq2seq.data.datamodule import TranslationDataModule
+from seq2seq.data.hf_dataset import is_hub_name
 from seq2seq.training import logger_media
 from seq2seq.training.callbacks import ClosingValidation, GracefulShutdown, LastCheckpoint
 from seq2seq.training.checkpoint_io import AtomicCheckpointIO
@@ -217,7 +218,8 @@ def _train(cfg: DictConfig) -> dict[str, float]:
     check_train_config(cfg)
     quiet_lightning_console()
     # Relative data paths mean what the user typed, relative to where the command ran.
-    cfg.data.root = str(Path(cfg.data.root).expanduser().resolve())
+    if not is_hub_name(cfg.data.root):
+        cfg.data.root = str(Path(cfg.data.root).expanduser().resolve())
     output_dir = Path(cfg.output_dir).resolve()
     ensure_writable(output_dir, "output_dir")
     log.info("run folder: %s (train.log, checkpoints/, tensorboard/)", output_dir)
