@@ -6,6 +6,8 @@ Packages, and what each may import (``tests/unit/test_layout.py`` checks it):
     data/        corpora, tokenizers, batches, DataModule   -> nothing of seq2seq
     inference/   search, translation, evaluation, metrics   -> models, data, shared modules
     training/    LightningModule, callbacks, train(cfg)     -> models, data, inference, shared modules
+    export/      ONNX graphs of a trained model (export.py) -> models, data, inference, runtime, shared modules
+    runtime/     translating in onnxruntime, without torch  -> only seq2seq modules that import no torch
 
 ``from seq2seq import Translator`` is the Python API (``seq2seq/inference/translator.py``). The shared
 modules at the top: ``decode_options`` (every decoding option, its default and its check, once),
