@@ -23,10 +23,10 @@ TINY = ["data.numbers.train_size=200", "data.numbers.val_size=20", "data.numbers
         "trainer.enable_progress_bar=false", "trainer.enable_model_summary=false"]
 
 
-def run(command: list[str], cwd: Path, timeout: int = 900) -> subprocess.CompletedProcess:
+def run(command: list[str], cwd: Path, timeout: int = 900, stdin: str | None = None) -> subprocess.CompletedProcess:
     env = {key: value for key, value in os.environ.items() if key not in ("PYTHONPATH", "VIRTUAL_ENV")}
     env["OMP_NUM_THREADS"] = "1"
-    done = subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
+    done = subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout, input=stdin)
     assert done.returncode == 0, f"{' '.join(command)}\n{done.stdout[-2000:]}\n{done.stderr[-4000:]}"
     return done
 
@@ -40,7 +40,7 @@ def installed(tmp_path_factory) -> Path:
     bin_dir = root / "venv" / "bin"
     pip = [str(bin_dir / "python"), "-m", "pip", "install", "--quiet", "--disable-pip-version-check"]
     run([*pip, TORCH], cwd=root)
-    run([*pip, str(REPO)], cwd=root)
+    run([*pip, f"{REPO}[onnx]"], cwd=root)  # onnx: the export command and the ONNX runtime come installed too
     return bin_dir
 
 
@@ -63,6 +63,14 @@ def test_the_installed_commands_train_and_evaluate_from_an_empty_folder(installe
                      "decode.beam_size=2"], cwd=work)
     assert "bleu" in (evaluated.stdout + evaluated.stderr).lower()
     assert list((run_dir / "eval").glob("*.json"))
+
+    exported = work / "exported"
+    run([str(installed / "seq2seq-export"), f"ckpt_path={checkpoint}", f"output_dir={exported}"], cwd=work)
+    translated = run([str(installed / "seq2seq-evaluate"), "runtime=onnx", f"model_dir={exported}", "input=-"],
+                     cwd=work, stdin="elf\nzweiundvierzig\n")
+    torch_translated = run([str(installed / "seq2seq-evaluate"), f"ckpt_path={checkpoint}", "input=-"], cwd=work,
+                           stdin="elf\nzweiundvierzig\n")
+    assert translated.stdout == torch_translated.stdout and len(translated.stdout.splitlines()) == 2
 
     helped = run([python, "-m", "seq2seq", "train", "--help"], cwd=work)
     assert "seq2seq-train" in helped.stdout and "experiment:" in helped.stdout
