@@ -32,6 +32,7 @@ class GraphBuilder:
         self.inputs: list[onnx.ValueInfoProto] = []
         self.outputs: list[onnx.ValueInfoProto] = []
         self._used: Counter = Counter()
+        self._renamed: dict[str, str] = {}  # values renamed to graph outputs
 
     def fresh(self, hint: str) -> str:
         self._used[hint] += 1
@@ -42,8 +43,17 @@ class GraphBuilder:
         return name
 
     def output(self, value: str, name: str, dtype: int, shape: Sequence[Dim]) -> None:
-        """Make ``value`` the graph output ``name``."""
-        self.nodes.append(helper.make_node("Identity", [value], [name]))
+        """Make ``value`` the graph output ``name``: the node that makes it is renamed to make ``name`` (an Identity
+        node would cost a copy per call); later nodes that read ``value`` read ``name``."""
+        if value in self._renamed or not any(value in node.output for node in self.nodes):
+            self.nodes.append(helper.make_node("Identity", [self._renamed.get(value, value)], [name]))
+        else:
+            for node in self.nodes:
+                for field in (node.input, node.output):
+                    for index, existing in enumerate(field):
+                        if existing == value:
+                            field[index] = name
+            self._renamed[value] = name
         self.outputs.append(helper.make_tensor_value_info(name, dtype, list(shape)))
 
     def constant(self, array: np.ndarray, hint: str = "weight") -> str:
@@ -57,7 +67,8 @@ class GraphBuilder:
     def op(self, op_type: str, *inputs: str, outputs: int = 1, **attributes) -> Union[str, list[str]]:
         """One node; its output name (or a list of ``outputs`` names). An input of '' is an omitted optional one."""
         names = [self.fresh(op_type.lower()) for _ in range(outputs)]
-        self.nodes.append(helper.make_node(op_type, list(inputs), names, **attributes))
+        inputs = [self._renamed.get(name, name) for name in inputs]
+        self.nodes.append(helper.make_node(op_type, inputs, names, **attributes))
         return names[0] if outputs == 1 else names
 
     def model(self, doc: str = "") -> onnx.ModelProto:

@@ -33,6 +33,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import os
 import tempfile
 import time
 from dataclasses import asdict
@@ -101,7 +102,9 @@ def load_translator(cfg: DictConfig):
         except ModuleNotFoundError as error:
             raise ModuleNotFoundError(f"{error.name} is missing: runtime=onnx needs the onnx extra, "
                                       f"pip install \"seq2seq[onnx]\"") from None
-        return OnnxTranslator.from_dir(Path(to_absolute_path(cfg.model_dir)))
+        # Threads per operator as for PyTorch: OMP_NUM_THREADS when set, else onnxruntime's one per core.
+        threads = int(os.environ["OMP_NUM_THREADS"]) if os.environ.get("OMP_NUM_THREADS", "").isdigit() else None
+        return OnnxTranslator.from_dir(Path(to_absolute_path(cfg.model_dir)), threads=threads)
     return Translator.from_checkpoint(checkpoint_paths(cfg), device=cfg.device, average_last=cfg.average_last,
                                       quantize=cfg.quantize, ensemble_combine=cfg.ensemble_combine)
 

@@ -55,8 +55,9 @@ class OnnxModel:
         self.encoder = ort.InferenceSession(str(encoder_path), options, providers=list(providers))
         self.decoder = ort.InferenceSession(str(decoder_path), options, providers=list(providers))
         self._encoder_outputs = [output.name for output in self.encoder.get_outputs()]
-        self._decoder_outputs = [output.name for output in self.decoder.get_outputs()]
         self._state_names = [name for name in self._encoder_outputs if name.startswith("state_")]
+        # The decoder's outputs in a fixed order: log-probs, attention, then the new state in _state_names' order.
+        self._step_outputs = ["log_probs", "attention"] + ["new_" + name for name in self._state_names]
 
     def encode(self, src: np.ndarray, src_lengths: np.ndarray) -> tuple[Batched, Batched]:
         """src (B, S) and src_lengths (B,), int64 -> memory and the decoder's initial state."""
@@ -68,9 +69,8 @@ class OnnxModel:
                        ) -> tuple[np.ndarray, np.ndarray, Batched]:
         """tokens (N,) -> log-probabilities (N, V) of the next token, attention (N, S) and the new state."""
         feeds = {"tokens": tokens, **memory.arrays, **state.arrays}
-        outputs = dict(zip(self._decoder_outputs, self.decoder.run(None, feeds)))
-        new_state = Batched({name: outputs["new_" + name] for name in self._state_names})
-        return outputs["log_probs"], outputs["attention"], new_state
+        log_probs, attention, *new_state = self.decoder.run(self._step_outputs, feeds)
+        return log_probs, attention, Batched(dict(zip(self._state_names, new_state)))
 
 
 class Stacked(tuple):

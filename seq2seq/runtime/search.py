@@ -88,10 +88,13 @@ def top_k(values: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     return np.take_along_axis(values, indices, axis=1), indices
 
 
-def _next_log_probs(model, tokens: np.ndarray, memory, state, never: tuple[int, ...]):
-    """One decoder step for tokens (N,); tokens in ``never`` (pad, bos) get -inf, the others keep their log-probs."""
+NEVER = np.array([PAD_ID, BOS_ID])  # never generated: they are never targets
+
+
+def _next_log_probs(model, tokens: np.ndarray, memory, state):
+    """One decoder step for tokens (N,); pad and bos get -inf, the others keep their log-probs (not renormalised)."""
     log_probs, attention, state = model.step_log_probs(tokens, memory, state)  # (N, V)
-    log_probs[:, list(never)] = NEG_INF
+    log_probs[:, NEVER] = NEG_INF
     return log_probs, attention, state
 
 
@@ -147,14 +150,15 @@ def greedy_search(model, src: np.ndarray, src_lengths: np.ndarray, options: Deco
     finished = np.zeros(batch_size, dtype=bool)
     lengths = np.zeros(batch_size, dtype=np.int64)
     scores = np.zeros(batch_size, dtype=np.float32)
+    rows = np.arange(batch_size)
     step_tokens, step_attention = [], []
     for step in range(1, int(max_lengths.max()) + 1):
-        log_probs, attention, state = _next_log_probs(model, tokens, memory, state, (PAD_ID, BOS_ID))  # (B, V)
+        log_probs, attention, state = _next_log_probs(model, tokens, memory, state)  # (B, V)
         if prefix is not None:
             log_probs = prefix.force(log_probs, step)
         best = log_probs.argmax(axis=-1)  # (B,) the first of equal maxima, as torch's max
-        best_log_probs = np.take_along_axis(log_probs, best[:, None], axis=1)[:, 0]
-        scores = scores + np.where(finished, 0.0, best_log_probs).astype(best_log_probs.dtype)
+        best_log_probs = log_probs[rows, best]
+        scores = scores + np.where(finished, best_log_probs.dtype.type(0), best_log_probs)
         tokens = np.where(finished, PAD_ID, best)
         lengths += ~finished
         step_tokens.append(tokens)
@@ -218,7 +222,7 @@ def beam_search(model, src: np.ndarray, src_lengths: np.ndarray, options: Decode
     history_tokens, history_origins, history_attention = [], [], []  # per step: (B, K), (B, K), (B, K, S)
     for step in range(1, max(final_steps) + 1):
         num_alive = alive.size
-        log_probs, attention, state = _next_log_probs(model, tokens, memory, state, (PAD_ID, BOS_ID))  # (A*K, V)
+        log_probs, attention, state = _next_log_probs(model, tokens, memory, state)  # (A*K, V)
         if prefix is not None:
             log_probs = prefix.index_select(np.repeat(alive, k)).force(log_probs, step)
         vocab_size = log_probs.shape[-1]
