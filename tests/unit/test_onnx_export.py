@@ -242,3 +242,15 @@ def test_the_manifest_records_what_decoding_needs(fixture_export):
     assert manifest.checkpoints[0]["path"] == str(FIXTURE) and manifest.opset >= 17
     assert {"torch", "onnx", "onnxruntime"} <= set(manifest.versions)
     assert set(manifest.files) == {"encoder.onnx", "decoder_step.onnx", "src_tokenizer.json", "tgt_tokenizer.json"}
+
+
+def test_the_readmes_example_without_pytorch_runs_and_returns_what_it_says(fixture_export):
+    import re
+
+    block = re.search(r"### Without PyTorch\n.*?```python\n(.*?)```", (REPO / "README.md").read_text(), re.S).group(1)
+    code = block.replace('"exported"', repr(str(fixture_export)))
+    last = code.strip().splitlines()[-1]
+    expression, claimed = last.split("#")
+    namespace: dict = {}
+    exec(compile(code, "README.md", "exec"), namespace)  # noqa: S102 - the README's own example
+    assert repr(eval(expression, namespace)) == claimed.strip()  # noqa: S307
