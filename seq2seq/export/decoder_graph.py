@@ -5,8 +5,14 @@ once per output token, for every live hypothesis at once.
 Interface (names are what :mod:`seq2seq.runtime` feeds and reads; N rows: sentences, or sentences x beams):
 
     tokens (N,) int64, memory_keys (N, S, K), memory_mask (N, S) bool, [memory_projected_keys (N, S, A)],
-    state_h (L, N, H), [state_c (L, N, H)], state_attentional (N, H)  ->
-    log_probs (N, V), attention (N, S), new_state_h, [new_state_c], new_state_attentional
+    state_h (L, N, H), [state_c (L, N, H)], state_attentional (N, H), top_k (1,) int64  ->
+    log_probs (N, V), attention (N, S), new_state_h, [new_state_c], new_state_attentional,
+    top_log_probs (N, top_k), top_ids (N, top_k)
+
+``top_log_probs``/``top_ids`` are each row's ``top_k`` most probable tokens, pad and bos left out, best first
+(an equal log-prob: the lower id first, as ONNX's TopK promises). Beam search asks for them instead of
+``log_probs``: a sentence's best 2K continuations are among its beams' best 2K each, so the search never sorts,
+nor copies out, the whole (N, V) array.
 
 It is :meth:`seq2seq.models.Seq2Seq.step_log_probs`, operator for operator: the embedding (with input feeding,
 beside the previous attentional vector), the stacked RNN one step (one ``LSTM``/``GRU`` node per layer), the
@@ -20,6 +26,7 @@ import numpy as np
 import onnx
 from torch import nn
 
+from seq2seq.data.tokenizer import BOS_ID, PAD_ID
 from seq2seq.export.encoder_graph import numpy_of
 from seq2seq.export.onnx_graph import BOOL, FLOAT, INT64, GraphBuilder
 from seq2seq.export.rnn_weights import onnx_layer_weights, rnn_attributes
@@ -80,10 +87,18 @@ def decoder_step_graph(model: Seq2Seq) -> onnx.ModelProto:
                   g.constant(numpy_of(model.output_layer.bias)), transB=1)  # (N, V)
     vocab = model.output_layer.out_features
 
-    g.output(g.op("LogSoftmax", logits, axis=-1), "log_probs", FLOAT, ["rows", vocab])
+    top_k = g.input("top_k", INT64, [1])
+    log_probs = g.op("LogSoftmax", logits, axis=-1)  # (N, V)
+    never = np.zeros(vocab, dtype=bool)
+    never[[PAD_ID, BOS_ID]] = True  # never generated (seq2seq/inference/search.py)
+    searchable = g.op("Where", g.constant(never, "never"), g.constant(np.array(-np.inf, dtype=np.float32)), log_probs)
+    top_log_probs, top_ids = g.op("TopK", searchable, top_k, outputs=2, axis=-1, largest=1, sorted=1)  # (N, k) each
+    g.output(log_probs, "log_probs", FLOAT, ["rows", vocab])
     g.output(weights, "attention", FLOAT, ["rows", "src_length"])
     g.output(g.op("Concat", *new_h, axis=0), "new_state_h", FLOAT, [layers, "rows", hidden])
     if is_lstm:
         g.output(g.op("Concat", *new_c, axis=0), "new_state_c", FLOAT, [layers, "rows", hidden])
     g.output(attentional, "new_state_attentional", FLOAT, ["rows", hidden])
+    g.output(top_log_probs, "top_log_probs", FLOAT, ["rows", "top_k"])
+    g.output(top_ids, "top_ids", INT64, ["rows", "top_k"])
     return g.model("seq2seq decoder step: embedding, RNN step, attention, output layer, log-softmax")

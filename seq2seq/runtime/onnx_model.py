@@ -56,8 +56,12 @@ class OnnxModel:
         self.decoder = ort.InferenceSession(str(decoder_path), options, providers=list(providers))
         self._encoder_outputs = [output.name for output in self.encoder.get_outputs()]
         self._state_names = [name for name in self._encoder_outputs if name.startswith("state_")]
-        # The decoder's outputs in a fixed order: log-probs, attention, then the new state in _state_names' order.
-        self._step_outputs = ["log_probs", "attention"] + ["new_" + name for name in self._state_names]
+        # The decoder's outputs in a fixed order: log-probs (or the top k), attention, then the new state.
+        new_state = ["new_" + name for name in self._state_names]
+        self._step_outputs = ["log_probs", "attention"] + new_state
+        self._top_k_outputs = ["top_log_probs", "top_ids", "attention"] + new_state
+        self._one = np.ones(1, dtype=np.int64)
+        self.vocab_size = int(self.decoder.get_outputs()[0].shape[-1])
 
     def encode(self, src: np.ndarray, src_lengths: np.ndarray) -> tuple[Batched, Batched]:
         """src (B, S) and src_lengths (B,), int64 -> memory and the decoder's initial state."""
@@ -68,9 +72,18 @@ class OnnxModel:
     def step_log_probs(self, tokens: np.ndarray, memory: Batched, state: Batched
                        ) -> tuple[np.ndarray, np.ndarray, Batched]:
         """tokens (N,) -> log-probabilities (N, V) of the next token, attention (N, S) and the new state."""
-        feeds = {"tokens": tokens, **memory.arrays, **state.arrays}
+        feeds = {"tokens": tokens, "top_k": self._one, **memory.arrays, **state.arrays}
         log_probs, attention, *new_state = self.decoder.run(self._step_outputs, feeds)
         return log_probs, attention, Batched(dict(zip(self._state_names, new_state)))
+
+    def step_top_k(self, tokens: np.ndarray, memory: Batched, state: Batched, k: int
+                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray, Batched]:
+        """tokens (N,) -> each row's ``k`` best next tokens but pad and bos, best first (an equal log-prob: the
+        lower id first): log-probs and ids (N, k), attention (N, S) and the new state. The search's shortcut past
+        the whole (N, V) array; ``k`` at most V."""
+        feeds = {"tokens": tokens, "top_k": np.array([k], dtype=np.int64), **memory.arrays, **state.arrays}
+        top_log_probs, top_ids, attention, *new_state = self.decoder.run(self._top_k_outputs, feeds)
+        return top_log_probs, top_ids, attention, Batched(dict(zip(self._state_names, new_state)))
 
 
 class Stacked(tuple):

@@ -12,7 +12,11 @@ goes first; ``torch.topk`` promises no order for ties, so on an exact tie the tw
 
 ``model`` is an :class:`~seq2seq.runtime.onnx_model.OnnxModel`, an ensemble of them, or anything with their
 ``encode(src, src_lengths) -> (memory, state)`` and ``step_log_probs(tokens, memory, state) -> (log_probs,
-attention, state)`` on numpy arrays, whose memory and state have ``index_select(indices)``.
+attention, state)`` on numpy arrays, whose memory and state have ``index_select(indices)``. A model that also has
+``step_top_k(tokens, memory, state, k) -> (top_log_probs, top_ids, attention, state)`` (each row's k best tokens
+but pad and bos, best first, equal ones by lower id) is asked for those instead when there is no prefix: greedy
+search needs each row's best token, beam search each sentence's best 2K of K x V continuations, which are among its
+beams' best 2K each; the results are the same, without copying and sorting the whole (N, V) array every step.
 """
 
 from __future__ import annotations
@@ -152,12 +156,17 @@ def greedy_search(model, src: np.ndarray, src_lengths: np.ndarray, options: Deco
     scores = np.zeros(batch_size, dtype=np.float32)
     rows = np.arange(batch_size)
     step_tokens, step_attention = [], []
+    shortcut = prefix is None and hasattr(model, "step_top_k")
     for step in range(1, int(max_lengths.max()) + 1):
-        log_probs, attention, state = _next_log_probs(model, tokens, memory, state)  # (B, V)
-        if prefix is not None:
-            log_probs = prefix.force(log_probs, step)
-        best = log_probs.argmax(axis=-1)  # (B,) the first of equal maxima, as torch's max
-        best_log_probs = log_probs[rows, best]
+        if shortcut:
+            top_log_probs, top_ids, attention, state = model.step_top_k(tokens, memory, state, 1)  # (B, 1) each
+            best, best_log_probs = top_ids[:, 0], top_log_probs[:, 0]
+        else:
+            log_probs, attention, state = _next_log_probs(model, tokens, memory, state)  # (B, V)
+            if prefix is not None:
+                log_probs = prefix.force(log_probs, step)
+            best = log_probs.argmax(axis=-1)  # (B,) the first of equal maxima, as torch's max
+            best_log_probs = log_probs[rows, best]
         scores = scores + np.where(finished, best_log_probs.dtype.type(0), best_log_probs)
         tokens = np.where(finished, PAD_ID, best)
         lengths += ~finished
@@ -219,16 +228,25 @@ def beam_search(model, src: np.ndarray, src_lengths: np.ndarray, options: Decode
         out[alive] = values
         return out
 
+    shortcut = prefix is None and hasattr(model, "step_top_k")
     history_tokens, history_origins, history_attention = [], [], []  # per step: (B, K), (B, K), (B, K, S)
     for step in range(1, max(final_steps) + 1):
         num_alive = alive.size
-        log_probs, attention, state = _next_log_probs(model, tokens, memory, state)  # (A*K, V)
-        if prefix is not None:
-            log_probs = prefix.index_select(np.repeat(alive, k)).force(log_probs, step)
-        vocab_size = log_probs.shape[-1]
-        candidates = live[:, :, None] + log_probs.reshape(num_alive, k, vocab_size)  # (A, K, V)
-        candidate_scores, candidate_ids = top_k(candidates.reshape(num_alive, k * vocab_size), 2 * k)  # (A, 2K)
-        candidate_origins, candidate_tokens = candidate_ids // vocab_size, candidate_ids % vocab_size
+        if shortcut:  # each beam's best 2K (all V when V is smaller), in place of all V
+            width = min(2 * k, model.vocab_size)
+            top_log_probs, top_ids, attention, state = model.step_top_k(tokens, memory, state, width)  # (A*K, W)
+            candidates = live[:, :, None] + top_log_probs.reshape(num_alive, k, width)  # (A, K, W)
+            candidate_scores, flat = top_k(candidates.reshape(num_alive, k * width), 2 * k)  # (A, 2K)
+            candidate_origins = flat // width
+            candidate_tokens = np.take_along_axis(top_ids.reshape(num_alive, k * width), flat, axis=1)
+        else:
+            log_probs, attention, state = _next_log_probs(model, tokens, memory, state)  # (A*K, V)
+            if prefix is not None:
+                log_probs = prefix.index_select(np.repeat(alive, k)).force(log_probs, step)
+            vocab_size = log_probs.shape[-1]
+            candidates = live[:, :, None] + log_probs.reshape(num_alive, k, vocab_size)  # (A, K, V)
+            candidate_scores, candidate_ids = top_k(candidates.reshape(num_alive, k * vocab_size), 2 * k)  # (A, 2K)
+            candidate_origins, candidate_tokens = candidate_ids // vocab_size, candidate_ids % vocab_size
         candidate_eos = candidate_tokens == EOS_ID
 
         penalty = ((5.0 + step) / 6.0) ** length_penalty

@@ -2,7 +2,8 @@
 
 The search's rules live in two places, PyTorch's (``seq2seq.inference.search``) and the ONNX runtime's numpy
 copy (``seq2seq.runtime.search``): every case here runs against both (the ``implementation`` fixture), the
-numpy one through :class:`NumpyModel`, which hands it the same model on numpy arrays.
+numpy one through :class:`NumpyModel`, which hands it the same model on numpy arrays -- once with each row's
+whole distribution, once with only its best k tokens (``step_top_k``, what the exported decoder step offers).
 
 Random models run in double precision (so near-ties cannot flip a choice between a batch and a sentence
 alone) with their weights scaled up and eos's bias raised, so that their hypotheses end at varied steps.
@@ -13,6 +14,7 @@ the best sequence, and what greedy search picks instead, can be worked out by ha
 import math
 import sys
 
+import numpy as np
 import pytest
 import torch
 
@@ -57,7 +59,7 @@ def make_model(rnn_type="lstm", input_feeding=True, seed=0, eos_bias=1.0):
 IMPLEMENTATION = "torch"  # set for each test by the fixture below
 
 
-@pytest.fixture(autouse=True, params=["torch", "numpy"])
+@pytest.fixture(autouse=True, params=["torch", "numpy", "numpy-top-k"])
 def implementation(request, monkeypatch):
     monkeypatch.setattr(sys.modules[__name__], "IMPLEMENTATION", request.param)
     return request.param
@@ -90,10 +92,26 @@ class TorchRows:
         return TorchRows(self.value.index_select(torch.from_numpy(indices)))
 
 
+class NumpyTopKModel(NumpyModel):
+    """The same, also offering each row's k best tokens but pad and bos, equal ones by lower id (a stable sort)."""
+
+    def __init__(self, model, vocab_size):
+        super().__init__(model)
+        self.vocab_size = vocab_size
+
+    def step_top_k(self, tokens, memory, state, k):
+        log_probs, attention, state = self.step_log_probs(tokens, memory, state)
+        log_probs[:, [PAD_ID, BOS_ID]] = -math.inf
+        order = torch.sort(torch.from_numpy(log_probs), dim=1, descending=True, stable=True).indices[:, :k].numpy()
+        return np.take_along_axis(log_probs, order, axis=1), order, attention, state
+
+
 def run_search(name, model, src, lengths, options):
     if IMPLEMENTATION == "torch":
         return getattr(search, name)(model, src, lengths, options)
-    found = getattr(numpy_search, name)(NumpyModel(model), src.numpy(), lengths.numpy(), options)
+    vocab_size = model.log_probs.shape[1] if isinstance(model, BigramModel) else model.output_layer.out_features
+    adapted = NumpyModel(model) if IMPLEMENTATION == "numpy" else NumpyTopKModel(model, vocab_size)
+    found = getattr(numpy_search, name)(adapted, src.numpy(), lengths.numpy(), options)
     return Hypotheses(found.tokens, found.scores, [torch.from_numpy(a) for a in found.attention], found.nbest)
 
 
@@ -339,3 +357,22 @@ def test_impossible_options_are_refused_where_they_are_made_naming_them():
                            (dict(beam_size=2, n_best=0), "n_best"), (dict(length_penalty=-1.0), "length_penalty")]:
         with pytest.raises(ValueError, match=named):
             DecodeOptions(**options)
+
+
+@pytest.mark.parametrize("options", [dict(beam_size=1), dict(beam_size=3, n_best=3), dict(beam_size=5, n_best=2),
+                                     dict(beam_size=4, length_penalty=0.0, max_length=6)],
+                         ids=["greedy", "beam3", "beam5", "beam4-lp0-max6"])
+@pytest.mark.parametrize("config", MODELS, ids=MODEL_IDS)
+def test_each_implementation_finds_exactly_what_pytorchs_search_finds(config, options):
+    """Not only consistent with itself: the same hypotheses, n-best lists, scores and attention as
+    seq2seq.inference.search on the same model and batch."""
+    model = make_model(*config)
+    src, lengths = make_batch()
+    decode = "greedy_search" if options.get("beam_size") == 1 else "beam_search"
+    expected = getattr(search, decode)(model, src, lengths, DecodeOptions(**options))
+    found = run_search(decode, model, src, lengths, DecodeOptions(**options))
+    assert found.tokens == expected.tokens
+    assert [[t for t, _ in entries] for entries in found.nbest] == [[t for t, _ in entries] for entries in expected.nbest]
+    assert found.scores == pytest.approx(expected.scores, abs=1e-9)
+    for got, want in zip(found.attention, expected.attention):
+        torch.testing.assert_close(got, want)
