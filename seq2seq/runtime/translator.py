@@ -129,7 +129,8 @@ class OnnxTranslator:
         """Load a folder written by ``export.py``; ``threads`` per operator (None: one per core)."""
         directory = Path(model_dir)
         manifest = Manifest.read(directory)
-        members = [OnnxModel(directory / m.encoder, directory / m.decoder_step, threads, providers)
+        spinning = len(manifest.members) == 1  # an ensemble's decoders take turns: none may hold a core waiting
+        members = [OnnxModel(directory / m.encoder, directory / m.decoder_step, threads, providers, spinning)
                    for m in manifest.members]
         model = members[0] if len(members) == 1 else OnnxEnsemble(members, manifest.ensemble_combine)
         return cls(model, TextTokenizer.load(directory / manifest.src_tokenizer),
