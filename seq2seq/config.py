@@ -36,6 +36,9 @@ class ModelConfig:
     input_feeding: bool = True
     dropout: float = 0.2
     tie_embeddings: bool = False
+    # One embedding table for the encoder and the decoder (needs data.share_vocab); with tie_embeddings the output
+    # layer's too.
+    share_embeddings: bool = False
     # How parameters start (seq2seq/models/initialization.py): uniform (every weight and bias from
     # U(-init_range, init_range)), xavier (Glorot matrices, zero biases) or pytorch (each module's default).
     init: str = "uniform"
@@ -69,8 +72,11 @@ class DataConfig:
     tgt_lang: str = "en"
     splits: Dict[str, str] = field(default_factory=lambda: {"train": "train", "val": "val", "test": "test"})
     format: str = "parallel"
+    # word | char | bpe (trained on the training split), or file:PATH (a tokenizer.json or SentencePiece .model)
     src_tokenizer: str = "char"
     tgt_tokenizer: str = "word"
+    # One tokenizer, trained on both sides' text, for source and target (seq2seq/data/vocabulary.py).
+    share_vocab: bool = False
     src_vocab_size: int = 8000
     tgt_vocab_size: int = 8000
     min_frequency: int = 1

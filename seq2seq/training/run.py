@@ -22,6 +22,7 @@ from omegaconf import DictConfig, OmegaConf
 from seq2seq.checkpoint import read_checkpoint
 from seq2seq.config_checks import check_train_config
 from seq2seq.data.datamodule import TranslationDataModule
+from seq2seq.data.vocabulary import resolve_setting
 from seq2seq.training.callbacks import ClosingValidation, GracefulShutdown, LastCheckpoint
 from seq2seq.training.checkpoint_io import AtomicCheckpointIO
 from seq2seq.training.console import ParameterSummary, quiet_lightning_console
@@ -210,6 +211,7 @@ def _train(cfg: DictConfig) -> dict[str, float]:
     quiet_lightning_console()
     # Relative data paths mean what the user typed, relative to where the command ran.
     cfg.data.root = str(Path(cfg.data.root).expanduser().resolve())
+    cfg.data.src_tokenizer, cfg.data.tgt_tokenizer = map(resolve_setting, (cfg.data.src_tokenizer, cfg.data.tgt_tokenizer))
     output_dir = Path(cfg.output_dir).resolve()
     ensure_writable(output_dir, "output_dir")
     log.info("run folder: %s (train.log, checkpoints/, tensorboard/)", output_dir)
@@ -236,8 +238,9 @@ def _train(cfg: DictConfig) -> dict[str, float]:
         datamodule.encoded_split("test")  # a bad test file is an error now, not after training
 
     module = make_module(cfg, datamodule)
-    log.info("vocabularies: source %d (%s), target %d (%s)", datamodule.src_tokenizer.vocab_size,
-             datamodule.src_tokenizer.kind, datamodule.tgt_tokenizer.vocab_size, datamodule.tgt_tokenizer.kind)
+    log.info("vocabularies: source %d (%s), target %d (%s)%s", datamodule.src_tokenizer.vocab_size,
+             datamodule.src_tokenizer.kind, datamodule.tgt_tokenizer.vocab_size, datamodule.tgt_tokenizer.kind,
+             ", one shared" if datamodule.share_vocab else "")
 
     loggers = instantiate_list(cfg.get("logger"))
     trainer_args = OmegaConf.to_container(cfg.trainer, resolve=True)
