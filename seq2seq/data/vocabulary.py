@@ -71,11 +71,11 @@ def check_settings(src_tokenizer: str, tgt_tokenizer: str, src_vocab_size: int, 
         )
 
 
-def file_digest(setting: str) -> Optional[str]:
+def file_digest(setting: str, key: str) -> Optional[str]:
     """The SHA-256 of a ``file:`` setting's file (for cache keys: the same path with new contents is a new
     tokenizer), or None for a kind."""
     path = tokenizer_file(setting)
-    return None if path is None else hashlib.sha256(_read(path, setting)).hexdigest()
+    return None if path is None else hashlib.sha256(_read(path, f"{key}={setting}")).hexdigest()
 
 
 def load_file(setting: str, key: str) -> TextTokenizer:
@@ -89,9 +89,9 @@ def load_file(setting: str, key: str) -> TextTokenizer:
             return SentencePieceTokenizer(content)
         return _from_json_file(content.decode("utf-8"))
     except ValueError as error:
-        raise ValueError(f"{key}={setting}: {path}: {error}") from None
+        raise ValueError(f"{key}={setting}: {error}") from None
     except Exception as error:  # tokenizers and sentencepiece raise their own types for malformed files
-        raise ValueError(f"{key}={setting}: {path} is not a readable tokenizer file ({error})") from None
+        raise ValueError(f"{key}={setting}: not a readable tokenizer file ({error})") from None
 
 
 def _from_json_file(text: str) -> TextTokenizer:
@@ -100,12 +100,17 @@ def _from_json_file(text: str) -> TextTokenizer:
     tokenizer = Tokenizer.from_str(text)
     tokenizer.no_truncation()
     tokenizer.no_padding()
+    try:
+        loaded = TextTokenizer.from_json(tokenizer.to_str())
+    except ValueError as error:
+        raise ValueError(f"{error} (a tokenizer file needs {', '.join(SPECIAL_TOKENS)} at ids 0 to "
+                         f"{len(SPECIAL_TOKENS) - 1}, as this project's tokenizers have them)") from None
     model = json.loads(tokenizer.to_str())["model"]
     # What the model reads an unknown piece as must be <unk> (id 1): another token would stand for it unseen.
     unknown = model.get("unk_token", UNK) if "unk_id" not in model else model["unk_id"]
     if unknown not in (None, UNK, UNK_ID):
         raise ValueError(f"its {model.get('type')} model reads unknown pieces as {unknown!r}, not {UNK} (id {UNK_ID})")
-    return TextTokenizer.from_json(tokenizer.to_str())
+    return loaded
 
 
 def _read(path: Path, what: str) -> bytes:
