@@ -44,7 +44,8 @@ def _processor(model: bytes):
 class SentencePieceTokenizer(TextTokenizer):
     """A SentencePiece model with the fixed special ids; encodes and decodes as ``sentencepiece`` does."""
 
-    def __init__(self, model: bytes) -> None:  # noqa: super().__init__ is for tokenizers' Tokenizer
+    def __init__(self, model: bytes) -> None:
+        # Not TextTokenizer.__init__: that one wraps a tokenizers Tokenizer; this wraps the SentencePiece processor.
         processor = _processor(model)
         for role, expected_id in _ROLES:
             found = getattr(processor, f"{role}_id")()
