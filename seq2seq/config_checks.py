@@ -15,6 +15,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from seq2seq.data.in_memory import EVAL_OVERLONG_POLICIES
 from seq2seq.data.vocabulary import check_settings as check_tokenizer_settings
+from seq2seq.data.vocabulary import tokenizer_file
 from seq2seq.decode_options import DecodeOptionError, DecodeOptions
 from seq2seq.models.attention import KINDS as ATTENTION_KINDS
 from seq2seq.models.bridge import STRATEGIES as BRIDGE_STRATEGIES
@@ -106,7 +107,7 @@ def check_shared_embeddings(data: DictConfig, model: DictConfig) -> None:
     """model.share_embeddings needs one vocabulary: data.share_vocab, or one tokenizer file on both sides."""
     if not model.get("share_embeddings", False):
         return
-    one_file = data.src_tokenizer == data.tgt_tokenizer and data.src_tokenizer.startswith("file:")
+    one_file = data.src_tokenizer == data.tgt_tokenizer and tokenizer_file(data.src_tokenizer) is not None
     _require(
         data.get("share_vocab", False) or one_file,
         "model.share_embeddings",

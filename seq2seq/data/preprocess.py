@@ -235,7 +235,8 @@ def cached_tokenizers(cache_dir: Path, source: PairSource, settings: dict[str, A
 
 def _tokenizer_file_digests(settings: dict[str, Any]) -> dict[str, str]:
     """The contents of ``file:`` tokenizers, for the cache key (none for trained kinds: keys stay as they were)."""
-    digests = {f"{side}_tokenizer_file": file_digest(settings[f"{side}_tokenizer"], f"data.{side}_tokenizer") for side in ("src", "tgt")}
+    digests = {f"{side}_tokenizer_file": file_digest(settings[f"{side}_tokenizer"], f"data.{side}_tokenizer")
+               for side in ("src", "tgt")}
     return {name: digest for name, digest in digests.items() if digest is not None}
 
 
