@@ -36,6 +36,9 @@ class ModelConfig:
     input_feeding: bool = True
     dropout: float = 0.2
     tie_embeddings: bool = False
+    # One embedding table for the encoder and the decoder (needs data.share_vocab); with tie_embeddings the output
+    # layer's too.
+    share_embeddings: bool = False
     # How parameters start (seq2seq/models/initialization.py): uniform (every weight and bias from
     # U(-init_range, init_range)), xavier (Glorot matrices, zero biases) or pytorch (each module's default).
     init: str = "uniform"
@@ -72,8 +75,11 @@ class DataConfig:
     # jsonl and hf: the field (column) holding each side; null: the language code, else translation.<code>.
     src_field: Optional[str] = None
     tgt_field: Optional[str] = None
+    # word | char | bpe (trained on the training split), or file:PATH (a tokenizer.json or SentencePiece .model)
     src_tokenizer: str = "char"
     tgt_tokenizer: str = "word"
+    # One tokenizer, trained on both sides' text, for source and target (seq2seq/data/vocabulary.py).
+    share_vocab: bool = False
     src_vocab_size: int = 8000
     tgt_vocab_size: int = 8000
     min_frequency: int = 1

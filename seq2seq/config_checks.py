@@ -15,13 +15,14 @@ from omegaconf import DictConfig, OmegaConf
 
 from seq2seq.data.in_memory import EVAL_OVERLONG_POLICIES
 from seq2seq.data.split_sources import FORMATS
+from seq2seq.data.vocabulary import check_settings as check_tokenizer_settings
+from seq2seq.data.vocabulary import tokenizer_file
 from seq2seq.decode_options import DecodeOptionError, DecodeOptions
 from seq2seq.models.attention import KINDS as ATTENTION_KINDS
 from seq2seq.models.bridge import STRATEGIES as BRIDGE_STRATEGIES
 from seq2seq.models.encoder import RNN_TYPES
 from seq2seq.models.initialization import SCHEMES as INIT_SCHEMES
 
-TOKENIZER_KINDS = ("word", "char", "bpe")
 DATA_NAMES = ("numbers", "multi30k", "text")
 OPTIMIZERS = ("adam", "adamw")
 SCHEDULERS = ("none", "plateau", "inverse_sqrt", "cosine")
@@ -95,6 +96,25 @@ def check_model(model: DictConfig, key: str = "model") -> None:
             f"{key}.tie_embeddings",
             f"needs tgt_embedding_dim == hidden_size, got {model.tgt_embedding_dim} and {model.hidden_size}",
         )
+    if model.get("share_embeddings", False):
+        _require(
+            model.src_embedding_dim == model.tgt_embedding_dim,
+            f"{key}.share_embeddings",
+            f"needs src_embedding_dim == tgt_embedding_dim, got {model.src_embedding_dim} and {model.tgt_embedding_dim}",
+        )
+
+
+def check_shared_embeddings(data: DictConfig, model: DictConfig) -> None:
+    """model.share_embeddings needs one vocabulary: data.share_vocab, or one tokenizer file on both sides."""
+    if not model.get("share_embeddings", False):
+        return
+    one_file = data.src_tokenizer == data.tgt_tokenizer and tokenizer_file(data.src_tokenizer) is not None
+    _require(
+        data.get("share_vocab", False) or one_file,
+        "model.share_embeddings",
+        "needs one vocabulary for both sides: set data.share_vocab=true (or the same file:PATH as "
+        "data.src_tokenizer and data.tgt_tokenizer)",
+    )
 
 
 def check_data(data: DictConfig, key: str = "data") -> None:
@@ -103,8 +123,11 @@ def check_data(data: DictConfig, key: str = "data") -> None:
     for side in ("src_field", "tgt_field"):
         _require(data[side] is None or data.format in ("jsonl", "hf"), f"{key}.{side}",
                  f"names a record's field, read only with data.format=jsonl or hf (not {data.format})")
-    _one_of(data.src_tokenizer, TOKENIZER_KINDS, f"{key}.src_tokenizer")
-    _one_of(data.tgt_tokenizer, TOKENIZER_KINDS, f"{key}.tgt_tokenizer")
+    try:
+        check_tokenizer_settings(data.src_tokenizer, data.tgt_tokenizer, data.src_vocab_size, data.tgt_vocab_size,
+                                 data.get("share_vocab", False), key=key)
+    except ValueError as error:
+        raise ConfigError(str(error)) from None
     _require(
         data.batch_size is not None or data.max_tokens is not None,
         f"{key}.batch_size",
@@ -168,6 +191,7 @@ def check_train_config(cfg: DictConfig) -> None:
         check_known_keys(cfg[name], schema, name)
     check_data(cfg.data)
     check_model(cfg.model)
+    check_shared_embeddings(cfg.data, cfg.model)
     check_optim(cfg.optim)
     decode_options(cfg.decode)
     check_trainer(cfg.trainer)

@@ -46,8 +46,9 @@ from seq2seq.data.preprocess import (
 from seq2seq.data.resumable_loader import ResumableLoader
 from seq2seq.data.sampler import BucketBatchSampler
 from seq2seq.data.split_sources import FORMATS, pair_source
-from seq2seq.data.tokenizer import SPECIAL_TOKENS, TOKENIZER_KINDS, TextTokenizer
+from seq2seq.data.tokenizer import TextTokenizer
 from seq2seq.data.tokenizer_store import has_tokenizers, load_tokenizers, save_tokenizers
+from seq2seq.data.vocabulary import check_settings as check_tokenizer_settings
 
 log = logging.getLogger(__name__)
 
@@ -70,7 +71,7 @@ class TranslationDataModule(L.LightningDataModule):
         format: ``parallel`` (``{root}/{stem}.{lang}``, or ``.gz``), ``tsv`` (``{root}/{stem}.tsv``:
             ``source<TAB>target``), ``jsonl`` or ``hf`` (:mod:`seq2seq.data.split_sources`).
         src_field, tgt_field: ``jsonl`` and ``hf``: each side's field (:mod:`seq2seq.data.record_fields`).
-        src_tokenizer, tgt_tokenizer: tokenizer kind per side: ``word``, ``char`` or ``bpe``.
+        src_tokenizer, tgt_tokenizer, share_vocab: ``word``, ``char``, ``bpe`` or ``file:PATH``; one for both sides.
         src_vocab_size, tgt_vocab_size: maximum vocabulary sizes, special tokens included.
         min_frequency: minimum count for a vocabulary entry (or a BPE merge).
         lowercase: lowercase both sides when reading; the references are lowercased too.
@@ -116,6 +117,7 @@ class TranslationDataModule(L.LightningDataModule):
         tgt_field: str | None = None,
         src_tokenizer: str = "word",
         tgt_tokenizer: str = "word",
+        share_vocab: bool = False,
         src_vocab_size: int = 8000,
         tgt_vocab_size: int = 8000,
         min_frequency: int = 1,
@@ -140,8 +142,7 @@ class TranslationDataModule(L.LightningDataModule):
         self.save_hyperparameters(logger=False)
         _check_choice("data.name", name, DATASET_NAMES)
         _check_choice("data.format", format, FORMATS)
-        _check_choice("data.src_tokenizer", src_tokenizer, TOKENIZER_KINDS)
-        _check_choice("data.tgt_tokenizer", tgt_tokenizer, TOKENIZER_KINDS)
+        check_tokenizer_settings(src_tokenizer, tgt_tokenizer, src_vocab_size, tgt_vocab_size, share_vocab)
         splits = dict(splits)
         unknown_splits = sorted(set(splits) - set(SPLIT_NAMES))
         if unknown_splits or "train" not in splits or "val" not in splits:
@@ -153,9 +154,6 @@ class TranslationDataModule(L.LightningDataModule):
             raise ValueError(f"data.src_lang and data.tgt_lang are both {src_lang!r}")
         if name != "text" and format != "parallel":
             raise ValueError(f"data.format must be 'parallel' for data.name={name!r}, got {format!r}")
-        for key, size in (("src_vocab_size", src_vocab_size), ("tgt_vocab_size", tgt_vocab_size)):
-            if size <= len(SPECIAL_TOKENS):
-                raise ValueError(f"data.{key} must exceed the {len(SPECIAL_TOKENS)} special tokens, got {size}")
         if max_tokens is None and batch_size is None:
             raise ValueError("set data.max_tokens or data.batch_size (or both); both are null")
         optional_positive = dict(max_tokens=max_tokens, batch_size=batch_size, max_src_length=max_src_length,
@@ -186,6 +184,7 @@ class TranslationDataModule(L.LightningDataModule):
         self.src_field, self.tgt_field = src_field, tgt_field
         self.src_tokenizer_kind = src_tokenizer
         self.tgt_tokenizer_kind = tgt_tokenizer
+        self.share_vocab = share_vocab
         self.src_vocab_size = src_vocab_size
         self.tgt_vocab_size = tgt_vocab_size
         self.min_frequency = min_frequency
@@ -379,6 +378,7 @@ class TranslationDataModule(L.LightningDataModule):
             "tgt_vocab_size": self.tgt_vocab_size,
             "min_frequency": self.min_frequency,
             "lowercase": self.lowercase,
+            **({"share_vocab": True} if self.share_vocab else {}),  # absent when false: earlier caches still fit
         }
 
     def _load_or_train_tokenizers(self) -> tuple[TextTokenizer, TextTokenizer]:
@@ -393,7 +393,6 @@ class TranslationDataModule(L.LightningDataModule):
                                      self.tokenizer_sample_size)
         if directory is not None:  # the run's own copy
             save_tokenizers(directory, src, tgt, self._tokenizer_settings())
-            log.info("saved tokenizers to %s", directory)
         self._tokenizers = (src, tgt)
         return self._tokenizers
 

@@ -48,6 +48,7 @@ from seq2seq.data.corpus_store import (
 )
 from seq2seq.data.tokenizer import TextTokenizer
 from seq2seq.data.tokenizer_store import has_tokenizers, load_tokenizers, save_tokenizers
+from seq2seq.data.vocabulary import file_digest, load_file, tokenizer_file
 
 log = logging.getLogger(__name__)
 
@@ -219,16 +220,24 @@ def _side(source: PairSource, side: int, mask: np.ndarray | None) -> Iterator[st
 def train_tokenizers(source: PairSource, settings: dict[str, Any],
                      sample_size: int | None) -> tuple[TextTokenizer, TextTokenizer]:
     """Source and target tokenizers trained on the split's pairs (or a random sample of them), each side
-    streamed from the files: memory does not grow with the corpus or the sample."""
+    streamed from the files: memory does not grow with the corpus or the sample. A ``file:`` side is loaded
+    instead; with ``share_vocab`` one tokenizer is trained on both sides' text, source then target."""
     start = time.monotonic()
     mask = _sample_mask(source, sample_size) if sample_size else None
     what = "every pair" if mask is None else f"a random sample of {sample_size:,} lines (data.tokenizer_sample_size)"
-    src = TextTokenizer.train(_side(source, 1, mask), settings["src_tokenizer"], settings["src_vocab_size"],
-                              settings["min_frequency"])
-    tgt = TextTokenizer.train(_side(source, 2, mask), settings["tgt_tokenizer"], settings["tgt_vocab_size"],
-                              settings["min_frequency"])
-    log.info("trained tokenizers on %s of %s in %.1f s: source %s, target %s", what, source.description,
-             time.monotonic() - start, src, tgt)
+
+    def one(side: str, texts: Iterable[str]) -> TextTokenizer:
+        setting = settings[f"{side}_tokenizer"]
+        if tokenizer_file(setting) is not None:
+            return load_file(setting, f"data.{side}_tokenizer")
+        return TextTokenizer.train(texts, setting, settings[f"{side}_vocab_size"], settings["min_frequency"])
+
+    if settings.get("share_vocab"):
+        src = tgt = one("src", chain(_side(source, 1, mask), _side(source, 2, mask)))
+    else:
+        src, tgt = one("src", _side(source, 1, mask)), one("tgt", _side(source, 2, mask))
+    log.info("tokenizers from %s of %s in %.1f s: source %s, target %s%s", what, source.description,
+             time.monotonic() - start, src, tgt, " (one shared vocabulary)" if settings.get("share_vocab") else "")
     return src, tgt
 
 
@@ -236,7 +245,8 @@ def cached_tokenizers(cache_dir: Path, source: PairSource, settings: dict[str, A
                       sample_size: int | None) -> tuple[TextTokenizer, TextTokenizer]:
     """The tokenizers for ``settings`` (the ``data.*`` tokenizer settings), trained once and kept in the cache."""
     key = cache_key({"files": source.identity(), "settings": settings, "sample_size": sample_size,
-                     "drop_empty": source.drop_empty, "lowercase": source.lowercase, **_reading(source)})
+                     "drop_empty": source.drop_empty, "lowercase": source.lowercase, **_reading(source),
+                     **_tokenizer_file_digests(settings)})
     directory = Path(cache_dir) / f"tokenizers-{key}"
     with exclusive(directory, "the tokenizers"):
         if has_tokenizers(directory):
@@ -251,6 +261,13 @@ def cached_tokenizers(cache_dir: Path, source: PairSource, settings: dict[str, A
         finally:
             shutil.rmtree(temporary, ignore_errors=True)
         return src, tgt
+
+
+def _tokenizer_file_digests(settings: dict[str, Any]) -> dict[str, str]:
+    """The contents of ``file:`` tokenizers, for the cache key (none for trained kinds: keys stay as they were)."""
+    digests = {f"{side}_tokenizer_file": file_digest(settings[f"{side}_tokenizer"], f"data.{side}_tokenizer")
+               for side in ("src", "tgt")}
+    return {name: digest for name, digest in digests.items() if digest is not None}
 
 
 # --- the binarized training split -------------------------------------------------------------------------

@@ -12,7 +12,8 @@ Every kind reserves the same four ids, so models and search can rely on them wit
   single spaces.
 
 The saved file is a plain ``tokenizers`` JSON (loadable with ``tokenizers.Tokenizer.from_file``); the kind is
-recognised from its model and pre-tokenizer.
+recognised from its model and pre-tokenizer, and a file of another structure (``data.src_tokenizer=file:PATH``)
+is of the kind ``file``. A SentencePiece model is saved as its own JSON wrapper (``sentencepiece_tokenizer.py``).
 
 Note: as with every ``tokenizers`` special token, a literal ``<unk>`` (etc.) in the input text is read as
 that special token.
@@ -34,7 +35,10 @@ PAD, UNK, BOS, EOS = "<pad>", "<unk>", "<bos>", "<eos>"
 SPECIAL_TOKENS = (PAD, UNK, BOS, EOS)  # position = id
 PAD_ID, UNK_ID, BOS_ID, EOS_ID = 0, 1, 2, 3
 SPACE_SYMBOL = "▁"
-TOKENIZER_KINDS = ("word", "char", "bpe")
+# How a SentencePiece model's JSON text (seq2seq/data/sentencepiece_tokenizer.py) begins.
+SENTENCEPIECE_JSON_PREFIX = '{"sentencepiece_model": '
+TOKENIZER_KINDS = ("word", "char", "bpe")  # the kinds trained on a corpus
+FILE_KIND = "file"  # a tokenizers file of another structure, reused as it is (seq2seq/data/vocabulary.py)
 
 _SKIPPED_ON_DECODE = frozenset({PAD_ID, BOS_ID, EOS_ID})
 _LIBRARY_ONLY = re.compile("[<\x1c-\x1f]")
@@ -88,10 +92,7 @@ def _kind_of(tokenizer: Tokenizer) -> str:
         return "word"
     if model_type == "BPE" and pre_tokenizer_type is None and not spec["model"]["merges"]:
         return "char"
-    raise ValueError(
-        f"not a TextTokenizer file: model {model_type!r} with pre-tokenizer {pre_tokenizer_type!r} "
-        f"matches none of the kinds {', '.join(TOKENIZER_KINDS)}"
-    )
+    return FILE_KIND  # another structure: a tokenizer file reused as it is (data.src_tokenizer=file:PATH)
 
 
 class TextTokenizer:
@@ -101,12 +102,13 @@ class TextTokenizer:
     """
 
     def __init__(self, tokenizer: Tokenizer, kind: str) -> None:
-        if kind not in TOKENIZER_KINDS:
+        if kind not in TOKENIZER_KINDS + (FILE_KIND,):
             raise ValueError(f"unknown tokenizer kind {kind!r}; valid kinds: {', '.join(TOKENIZER_KINDS)}")
         for expected_id, token in enumerate(SPECIAL_TOKENS):
             actual_id = tokenizer.token_to_id(token)
             if actual_id != expected_id:
-                raise ValueError(f"special token {token} must have id {expected_id}, found {actual_id}")
+                found = "it is not in the vocabulary" if actual_id is None else f"found id {actual_id}"
+                raise ValueError(f"special token {token} must have id {expected_id}, {found}")
         self._tokenizer = tokenizer
         self.kind = kind
         # Word vocabularies encode in Python: a dict lookup per word is ~5x faster than the library's
@@ -201,6 +203,10 @@ class TextTokenizer:
 
     @classmethod
     def from_json(cls, text: str) -> TextTokenizer:
+        if text.startswith(SENTENCEPIECE_JSON_PREFIX):
+            from seq2seq.data.sentencepiece_tokenizer import SentencePieceTokenizer
+
+            return SentencePieceTokenizer.from_json(text)
         tokenizer = Tokenizer.from_str(text)
         return cls(tokenizer, _kind_of(tokenizer))
 

@@ -54,6 +54,7 @@ from seq2seq.data.hf_dataset import is_hub_name
 from seq2seq.data.in_memory import EVAL_OVERLONG_POLICIES
 from seq2seq.data.tokenizer import TextTokenizer
 from seq2seq.data.tokenizer_store import SRC_FILE, TGT_FILE
+from seq2seq.data.vocabulary import fits_setting
 from seq2seq.decode_options import DecodeOptions
 from seq2seq.inference.ensemble import COMBINE_MODES
 from seq2seq.inference.metrics import score_translations
@@ -206,7 +207,7 @@ def split_data_settings(cfg: DictConfig, checkpoint: LoadedCheckpoint, src_token
     if cfg.eval_overlong is not None:
         data["eval_overlong"] = cfg.eval_overlong
     for side, tokenizer in (("src", src_tokenizer), ("tgt", tgt_tokenizer)):
-        if data[f"{side}_tokenizer"] != tokenizer.kind:
+        if not fits_setting(tokenizer, data[f"{side}_tokenizer"]):
             raise ConfigError(
                 f"data.{side}_tokenizer={data[f'{side}_tokenizer']!r} does not match the checkpoint's vocabulary: "
                 f"{checkpoint.path} has a {tokenizer.kind!r} {side} tokenizer; set data.{side}_tokenizer={tokenizer.kind}"

@@ -23,7 +23,8 @@ Schemes (``init``), for every parameter but the embeddings when ``embedding_init
 ===========  ==============================================================================================
 
 ``embedding_init_std`` (default 1.0) then draws the embedding tables from N(0, std^2); a target embedding
-tied to the output layer is that layer's weight too and keeps the scheme's draw. Padding rows are zeroed
+tied to the output layer is that layer's weight too and keeps the scheme's draw; a table shared by the encoder and
+the decoder (``share_embeddings``) is drawn once. Padding rows are zeroed
 (they are never trained: ``padding_idx``), and ``lstm_forget_bias`` (when set) puts that value into every
 LSTM's forget-gate bias (``bias_ih``'s f block; ``bias_hh``'s f block becomes 0, so the gate's total bias is
 exactly the value).
@@ -55,25 +56,30 @@ def initialize(
         raise ValueError(f"embedding_init_std must be positive or None, got {embedding_init_std}")
     # A matrix shared with a Linear layer (tied target embeddings) is that layer's weight too: the scheme's.
     linear_weights = {id(module.weight) for module in model.modules() if isinstance(module, nn.Linear)}
+    # A parameter shared by several modules (share_embeddings) is drawn once, as the first of them draws it.
+    drawn_by_scheme: set[int] = set()
+    drawn_as_embedding: set[int] = set()
     with torch.no_grad():
         if scheme == "uniform":
-            for parameter in model.parameters():
+            for parameter in model.parameters():  # each shared parameter once
                 parameter.uniform_(-init_range, init_range)
         elif scheme == "xavier":
             for module in model.modules():
-                _xavier(module)
+                _xavier(module, drawn_by_scheme)
         for module in model.modules():
             if isinstance(module, nn.Embedding):
-                if embedding_init_std is not None and id(module.weight) not in linear_weights:
+                if embedding_init_std is not None and id(module.weight) not in linear_weights | drawn_as_embedding:
                     module.weight.normal_(0.0, embedding_init_std)
+                    drawn_as_embedding.add(id(module.weight))
                 if module.padding_idx is not None:
                     module.weight[module.padding_idx].zero_()
             if isinstance(module, nn.LSTM) and lstm_forget_bias is not None:
                 _set_forget_bias(module, lstm_forget_bias)
 
 
-def _xavier(module: nn.Module) -> None:
-    """Glorot uniform for ``module``'s own weight matrices, zeros for its own biases."""
+def _xavier(module: nn.Module, drawn: set[int]) -> None:
+    """Glorot uniform for ``module``'s own weight matrices, zeros for its own biases; a parameter whose id is in
+    ``drawn`` (shared with a module drawn before) is left as it is, and each one drawn here is added."""
     if isinstance(module, nn.RNNBase):
         gates = {"LSTM": 4, "GRU": 3}.get(module.mode, 1)
         for name, parameter in module.named_parameters(recurse=False):
@@ -85,6 +91,9 @@ def _xavier(module: nn.Module) -> None:
                 parameter.zero_()
         return
     for name, parameter in module.named_parameters(recurse=False):
+        if id(parameter) in drawn:
+            continue
+        drawn.add(id(parameter))
         if parameter.dim() >= 2:
             nn.init.xavier_uniform_(parameter)
         else:

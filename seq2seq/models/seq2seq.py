@@ -22,6 +22,9 @@ class Seq2Seq(nn.Module):
     ``init_range``, ``embedding_init_std``; see :mod:`seq2seq.models.initialization`). ``hidden_size`` is the decoder's size and the width of the encoder's
     outputs, as in OpenNMT-py; set ``encoder_hidden_size`` to size the encoder's directions directly.
 
+    ``share_embeddings`` makes the encoder's and the decoder's embedding tables one parameter (one vocabulary
+    for both sides: ``data.share_vocab``); with ``tie_embeddings`` as well the output layer is that matrix too.
+
     Two ways to use it, and one function for the probabilities in each: :meth:`target_log_probs` (teacher
     forcing: the training loss and the scoring of given targets) and :meth:`step_log_probs` (one token at a
     time: search). Shapes: src (B, S); src_lengths (B,); tgt_in (B, T) = <bos> y_1 .. y_{T-1}.
@@ -45,6 +48,7 @@ class Seq2Seq(nn.Module):
         input_feeding: bool = True,
         dropout: float = 0.2,
         tie_embeddings: bool = False,
+        share_embeddings: bool = False,
         init: str = "uniform",
         init_range: float = 0.1,
         lstm_forget_bias: Optional[float] = None,
@@ -60,6 +64,11 @@ class Seq2Seq(nn.Module):
         if tie_embeddings and tgt_embedding_dim != hidden_size:
             raise ValueError(
                 f"tie_embeddings needs tgt_embedding_dim == hidden_size, got {tgt_embedding_dim} and {hidden_size}"
+            )
+        if share_embeddings and (src_vocab_size, src_embedding_dim) != (tgt_vocab_size, tgt_embedding_dim):
+            raise ValueError(
+                f"share_embeddings needs one vocabulary and one embedding size for both sides, got source "
+                f"{src_vocab_size} x {src_embedding_dim} and target {tgt_vocab_size} x {tgt_embedding_dim}"
             )
         self.encoder = Encoder(
             src_vocab_size, src_embedding_dim, encoder_hidden_size, encoder_num_layers, rnn_type, bidirectional, dropout, padding_idx
@@ -81,6 +90,8 @@ class Seq2Seq(nn.Module):
             padding_idx,
         )
         self.output_layer = nn.Linear(hidden_size, tgt_vocab_size)
+        if share_embeddings:
+            self.decoder.embedding.weight = self.encoder.embedding.weight  # both (V, E): one vocabulary
         if tie_embeddings:
             self.output_layer.weight = self.decoder.embedding.weight  # both (V_tgt, H)
         # Last, over every module at once: see seq2seq/models/initialization.py for why it matters.

@@ -74,6 +74,9 @@ class TranslationModule(L.LightningModule):
                 raise ValueError(
                     f"the {name} tokenizer has {tokenizer.vocab_size} tokens but the model was built for {vocab_size}"
                 )
+        if self.hparams.model.get("share_embeddings") and src_tokenizer != tgt_tokenizer:
+            raise ValueError("model.share_embeddings: the source and target tokenizers differ, so one embedding "
+                             "table cannot serve both; set data.share_vocab=true")
         self.src_tokenizer, self.tgt_tokenizer = src_tokenizer, tgt_tokenizer
         # No fixed device: the model's parameters say where it is (Lightning moves it).
         self.decoding = Decoding(self.model, src_tokenizer, tgt_tokenizer)

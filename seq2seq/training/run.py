@@ -22,6 +22,7 @@ from seq2seq.checkpoint import read_checkpoint
 from seq2seq.config_checks import check_train_config
 from seq2seq.data.datamodule import TranslationDataModule
 from seq2seq.data.hf_dataset import is_hub_name
+from seq2seq.data.vocabulary import resolve_setting
 from seq2seq.training import logger_media
 from seq2seq.training.callbacks import ClosingValidation, GracefulShutdown, LastCheckpoint
 from seq2seq.training.checkpoint_io import AtomicCheckpointIO
@@ -220,6 +221,7 @@ def _train(cfg: DictConfig) -> dict[str, float]:
     # Relative data paths mean what the user typed, relative to where the command ran.
     if not is_hub_name(cfg.data.root):
         cfg.data.root = str(Path(cfg.data.root).expanduser().resolve())
+    cfg.data.src_tokenizer, cfg.data.tgt_tokenizer = map(resolve_setting, (cfg.data.src_tokenizer, cfg.data.tgt_tokenizer))
     output_dir = Path(cfg.output_dir).resolve()
     ensure_writable(output_dir, "output_dir")
     log.info("run folder: %s (train.log, checkpoints/, tensorboard/)", output_dir)
@@ -246,8 +248,9 @@ def _train(cfg: DictConfig) -> dict[str, float]:
         datamodule.encoded_split("test")  # a bad test file is an error now, not after training
 
     module = make_module(cfg, datamodule)
-    log.info("vocabularies: source %d (%s), target %d (%s)", datamodule.src_tokenizer.vocab_size,
-             datamodule.src_tokenizer.kind, datamodule.tgt_tokenizer.vocab_size, datamodule.tgt_tokenizer.kind)
+    log.info("vocabularies: source %d (%s), target %d (%s)%s", datamodule.src_tokenizer.vocab_size,
+             datamodule.src_tokenizer.kind, datamodule.tgt_tokenizer.vocab_size, datamodule.tgt_tokenizer.kind,
+             ", one shared" if datamodule.share_vocab else "")
 
     loggers = instantiate_loggers(cfg.get("logger"))
     trainer_args = OmegaConf.to_container(cfg.trainer, resolve=True)
