@@ -254,3 +254,18 @@ def test_the_readmes_example_without_pytorch_runs_and_returns_what_it_says(fixtu
     namespace: dict = {}
     exec(compile(code, "README.md", "exec"), namespace)  # noqa: S102 - the README's own example
     assert repr(eval(expression, namespace)) == claimed.strip()  # noqa: S307
+
+
+@pytest.mark.parametrize("tie", [False, True], ids=["shared", "shared-and-tied"])
+def test_a_model_with_one_embedding_table_exports_and_steps_as_pytorch(tmp_path, tie):
+    from seq2seq.export.decoder_graph import decoder_step_graph
+    from seq2seq.export.encoder_graph import encoder_graph
+    from seq2seq.models import Seq2Seq
+
+    torch.manual_seed(0)
+    model = Seq2Seq(15, 15, src_embedding_dim=8, tgt_embedding_dim=8, hidden_size=8, dropout=0.0,
+                    share_embeddings=True, tie_embeddings=tie).eval()
+    assert model.encoder.embedding.weight is model.decoder.embedding.weight
+    (tmp_path / "e.onnx").write_bytes(encoder_graph(model).SerializeToString())
+    (tmp_path / "d.onnx").write_bytes(decoder_step_graph(model).SerializeToString())
+    assert step_by_step_difference(model, OnnxModel(tmp_path / "e.onnx", tmp_path / "d.onnx", threads=1)) < 1e-5
