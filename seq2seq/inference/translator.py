@@ -23,13 +23,13 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Optional, Union
+from typing import Optional, Union
 
 import torch
 
 from seq2seq.checkpoint import StoredCheckpoint
 from seq2seq.data.tokenizer import TextTokenizer
-from seq2seq.decode_options import DEFAULT_BATCH_SIZE, DEFAULT_MAX_TOKENS, DecodeOptions
+from seq2seq.decode_options import DEFAULT_BATCH_SIZE, DEFAULT_MAX_TOKENS
 from seq2seq.inference.decoding import Decoding
 from seq2seq.inference.ensemble import COMBINE_MODES, Ensemble
 from seq2seq.inference.loading import (
@@ -43,7 +43,7 @@ from seq2seq.inference.loading import (
 from seq2seq.inference.quantize import QUANTIZE_MODES, quantize_int8
 from seq2seq.inference.scoring import PairScore
 from seq2seq.inference.text_encoding import TextEncoding
-from seq2seq.inference.translation import Translation
+from seq2seq.inference.text_translator import TextTranslator
 
 log = logging.getLogger(__name__)
 
@@ -63,8 +63,9 @@ class LoadedCheckpoint:
         return LoadedCheckpoint(stored.path, stored.global_step, stored.epoch, stored.data, tuple(averaged))
 
 
-class Translator:
-    """A model (or an ensemble) in eval mode on ``device``, and the tokenizers it was trained with.
+class Translator(TextTranslator):
+    """A model (or an ensemble) in eval mode on ``device``, and the tokenizers it was trained with; ``translate``
+    is :meth:`TextTranslator.translate`, shared with the ONNX runtime's translator.
 
     ``output_cap``: the most decoding steps when ``max_length`` is None (None: no cap); ``lowercase``: inputs
     are lowercased, as the training data was; ``max_input_tokens``: raw-text sources are cut to this many tokens.
@@ -81,18 +82,6 @@ class Translator:
     @property
     def model(self):
         return self.decoding.model
-
-    @property
-    def output_cap(self) -> Optional[int]:
-        return self.decoding.output_cap
-
-    @property
-    def src_tokenizer(self) -> TextTokenizer:
-        return self.text.src_tokenizer
-
-    @property
-    def tgt_tokenizer(self) -> TextTokenizer:
-        return self.text.tgt_tokenizer
 
     @classmethod
     def from_checkpoint(
@@ -133,29 +122,6 @@ class Translator:
             output_cap=output_cap(first), lowercase=bool(data.get("lowercase", False)),
             max_input_tokens=int(data.get("max_src_length") or DEFAULT_LENGTH_LIMIT), checkpoints=loaded,
         )
-
-    def translate(
-        self,
-        sources: Union[str, Sequence[str]],
-        *,
-        prefixes: Optional[Sequence[str]] = None,
-        batch_size: int = DEFAULT_BATCH_SIZE,
-        max_tokens: Optional[int] = DEFAULT_MAX_TOKENS,
-        **options: Any,
-    ) -> list[Translation]:
-        """One :class:`Translation` per source sentence (a single string: a list of one), in order.
-
-        ``options``: any :class:`~seq2seq.decode_options.DecodeOptions` field by name (``beam_size=1``,
-        ``n_best=3``, ``sampling="topk"``, ...), the others at their defaults. ``prefixes``: per source, the
-        start its translation must have ('' for none); the search goes on after it. Empty sources give empty
-        translations; sources over ``max_input_tokens`` source tokens are cut, with a warning naming them.
-        ``batch_size`` sentences and ``max_tokens`` padded source positions per batch (speed only).
-        """
-        decode_options = DecodeOptions.from_mapping(options)
-        lines = [sources] if isinstance(sources, str) else list(sources)
-        encoded_prefixes = self.text.prefixes(prefixes, len(lines))
-        return self.decoding.translate_ids(self.text.sources(lines), decode_options, batch_size=batch_size,
-                                           max_tokens=max_tokens, prefixes=encoded_prefixes)
 
     def score(self, sources: Sequence[str], targets: Sequence[str], *, batch_size: int = DEFAULT_BATCH_SIZE,
               max_tokens: Optional[int] = DEFAULT_MAX_TOKENS) -> list[PairScore]:

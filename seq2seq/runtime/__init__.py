@@ -8,7 +8,7 @@
     search.py       greedy and beam search in numpy: seq2seq.inference.search's rules, step for step
     translator.py   OnnxTranslator: the same keywords and results as seq2seq.Translator
 
-Needs only ``numpy``, ``onnxruntime`` and ``tokenizers`` (``pip install "seq2seq[runtime]"``);
+Needs only ``numpy``, ``onnxruntime`` and ``tokenizers`` (docs/export.md, "Installing only the runtime");
 ``tests/unit/test_runtime_without_torch.py`` runs it where ``import torch`` fails.
 
 May import: numpy, onnxruntime, tokenizers, and of ``seq2seq`` only modules that import no torch:

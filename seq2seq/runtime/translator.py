@@ -18,12 +18,13 @@ import dataclasses
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Optional, Union
+from typing import Optional, Union
 
 from seq2seq.data.tokenizer import TextTokenizer
-from seq2seq.decode_options import DEFAULT_BATCH_SIZE, DEFAULT_MAX_TOKENS, DecodeOptions
+from seq2seq.decode_options import DecodeOptions
 from seq2seq.inference.length_batches import length_batches, pad_sources
 from seq2seq.inference.text_encoding import TextEncoding
+from seq2seq.inference.text_translator import TextTranslator
 from seq2seq.inference.translation import EMPTY, Translation, make_translation
 from seq2seq.runtime.manifest import Manifest
 from seq2seq.runtime.onnx_model import OnnxEnsemble, OnnxModel
@@ -97,9 +98,10 @@ class OnnxDecoding:
                          "(runtime=torch ckpt_path=...)")
 
 
-class OnnxTranslator:
+class OnnxTranslator(TextTranslator):
     """An exported model (or ensemble) in onnxruntime sessions, and its tokenizers: ``text`` and ``decoding``
-    as a :class:`seq2seq.Translator` has them, so the service and ``evaluate.py`` take either."""
+    as a :class:`seq2seq.Translator` has them, so the service and ``evaluate.py`` take either; ``translate`` is
+    :meth:`~seq2seq.inference.text_translator.TextTranslator.translate`, the same method as the Translator's."""
 
     def __init__(self, model, src_tokenizer: TextTokenizer, tgt_tokenizer: TextTokenizer,
                  output_cap: Optional[int], lowercase: bool, max_input_tokens: int, manifest: Manifest,
@@ -110,18 +112,6 @@ class OnnxTranslator:
         self.model_dir = model_dir
         self.device = f"onnxruntime ({', '.join(providers)})"
         self.checkpoints = tuple(ExportedFrom.of(recorded) for recorded in manifest.checkpoints)
-
-    @property
-    def src_tokenizer(self) -> TextTokenizer:
-        return self.text.src_tokenizer
-
-    @property
-    def tgt_tokenizer(self) -> TextTokenizer:
-        return self.text.tgt_tokenizer
-
-    @property
-    def output_cap(self) -> Optional[int]:
-        return self.decoding.output_cap
 
     @classmethod
     def from_dir(cls, model_dir: Union[str, Path], *, threads: Optional[int] = None,
@@ -136,13 +126,3 @@ class OnnxTranslator:
         return cls(model, TextTokenizer.load(directory / manifest.src_tokenizer),
                    TextTokenizer.load(directory / manifest.tgt_tokenizer), manifest.output_cap, manifest.lowercase,
                    manifest.max_input_tokens, manifest, directory, providers)
-
-    def translate(self, sources: Union[str, Sequence[str]], *, prefixes: Optional[Sequence[str]] = None,
-                  batch_size: int = DEFAULT_BATCH_SIZE, max_tokens: Optional[int] = DEFAULT_MAX_TOKENS,
-                  **options: Any) -> list[Translation]:
-        """One :class:`Translation` per source sentence, in order: as :meth:`seq2seq.Translator.translate`."""
-        decode_options = DecodeOptions.from_mapping(options)
-        lines = [sources] if isinstance(sources, str) else list(sources)
-        encoded_prefixes = self.text.prefixes(prefixes, len(lines))
-        return self.decoding.translate_ids(self.text.sources(lines), decode_options, batch_size=batch_size,
-                                           max_tokens=max_tokens, prefixes=encoded_prefixes)

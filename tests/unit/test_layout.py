@@ -28,7 +28,7 @@ ALLOWED = {
     # Named modules, not packages: the runtime must not import torch (tests/unit/test_runtime_without_torch.py).
     "seq2seq.runtime": {"seq2seq.decode_options", "seq2seq.data.tokenizer", "seq2seq.data.atomic",
                         "seq2seq.inference.translation", "seq2seq.inference.text_encoding",
-                        "seq2seq.inference.length_batches"},
+                        "seq2seq.inference.length_batches", "seq2seq.inference.text_translator"},
 }
 
 

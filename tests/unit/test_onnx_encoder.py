@@ -18,12 +18,8 @@ from seq2seq.models import Seq2Seq  # noqa: E402
 
 pytestmark = pytest.mark.usefixtures("single_thread")
 
-VOCAB, EMBED, HIDDEN, PAD = 11, 3, 4, 0
-LENGTH_CASES = {
-    "longest-padded": ([3, 1, 5, 3, 2], 6),  # unsorted, a length of 1, ties; even the longest is padded
-    "longest-is-S": ([4, 1, 5, 5, 2], 5),
-    "no-padding": ([5, 5, 5], 5),
-}
+# The PyTorch encoder's own test cases: unsorted lengths, a length of 1, ties, the longest padded or not.
+from tests.unit.test_encoder import EMBED, HIDDEN, LENGTH_CASES, VOCAB, make_batch  # noqa: E402
 
 
 def make_model(rnn_type, num_layers, bidirectional, seed=0):
@@ -31,14 +27,6 @@ def make_model(rnn_type, num_layers, bidirectional, seed=0):
     return Seq2Seq(VOCAB, 7, src_embedding_dim=EMBED, tgt_embedding_dim=EMBED, encoder_hidden_size=HIDDEN,
                    hidden_size=8, encoder_num_layers=num_layers, rnn_type=rnn_type, bidirectional=bidirectional,
                    bridge="concat" if bidirectional else "forward", dropout=0.0).eval()
-
-
-def make_batch(lengths, max_length, seed=1):
-    generator = torch.Generator().manual_seed(seed)
-    lengths = torch.tensor(lengths)
-    src = torch.randint(PAD + 1, VOCAB, (len(lengths), max_length), generator=generator)
-    src[torch.arange(max_length).unsqueeze(0) >= lengths.unsqueeze(1)] = PAD
-    return src, lengths
 
 
 class ExportedEncoder:
