@@ -36,6 +36,7 @@ from seq2seq.export.encoder_graph import encoder_graph
 from seq2seq.export.onnx_graph import OPSET
 from seq2seq.inference.loading import build_model, load_for_decoding, output_cap, same_vocabularies
 from seq2seq.inference.text_encoding import DEFAULT_LENGTH_LIMIT
+from seq2seq.inference.text_translator import LoadedCheckpoint
 from seq2seq.models import Seq2Seq
 from seq2seq.runtime.manifest import MANIFEST_FILE, Manifest, Member
 
@@ -108,9 +109,7 @@ def export_checkpoints(paths: Sequence[Path], output_dir: Path, *, average_last:
             max_input_tokens=int(data.get("max_src_length") or DEFAULT_LENGTH_LIMIT),
             ensemble_combine=ensemble_combine, quantize=quantize,
             model=dict(first.hyper_parameters.get("model") or {}),
-            checkpoints=[{"path": str(checkpoint.path), "global_step": checkpoint.global_step,
-                          "epoch": checkpoint.epoch, "averaged": [str(p) for p in averaged], "data": checkpoint.data}
-                         for checkpoint, averaged in stored],
+            checkpoints=[LoadedCheckpoint.of(checkpoint, averaged).record() for checkpoint, averaged in stored],
             opset=OPSET, versions=library_versions())
         manifest.write(staging)
         if output_dir.exists():

@@ -9,19 +9,51 @@ here: the ONNX runtime imports it.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, Optional, Union
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Optional, Union
 
 from seq2seq.data.tokenizer import TextTokenizer
 from seq2seq.decode_options import DEFAULT_BATCH_SIZE, DEFAULT_MAX_TOKENS, DecodeOptions
 from seq2seq.inference.text_encoding import TextEncoding
 from seq2seq.inference.translation import Translation
 
+if TYPE_CHECKING:
+    from seq2seq.checkpoint import StoredCheckpoint
+
+
+@dataclass(frozen=True)
+class LoadedCheckpoint:
+    """What a translator was loaded from: the file, its step, its data settings, the files averaged into it. An
+    exported model records its checkpoints' in its manifest (``record``), and its translator reads them back."""
+
+    path: Path
+    global_step: int
+    epoch: int
+    data: Optional[dict]
+    averaged: tuple[Path, ...] = ()
+
+    @staticmethod
+    def of(stored: "StoredCheckpoint", averaged: Sequence[Path] = ()) -> "LoadedCheckpoint":
+        return LoadedCheckpoint(stored.path, stored.global_step, stored.epoch, stored.data, tuple(averaged))
+
+    def record(self) -> dict[str, Any]:
+        return {"path": str(self.path), "global_step": self.global_step, "epoch": self.epoch,
+                "averaged": [str(path) for path in self.averaged], "data": self.data}
+
+    @staticmethod
+    def from_record(record: dict[str, Any]) -> "LoadedCheckpoint":
+        return LoadedCheckpoint(Path(record["path"]), int(record.get("global_step", 0)), int(record.get("epoch", 0)),
+                                record.get("data"), tuple(Path(path) for path in record.get("averaged", ())))
+
 
 class TextTranslator:
-    """``text`` encodes raw text as training read it; ``decoding`` has ``translate_ids`` and ``output_cap``."""
+    """``text`` encodes raw text as training read it; ``decoding`` has ``translate_ids`` and ``output_cap``;
+    ``checkpoints`` are what the model came from."""
 
     text: TextEncoding
     decoding: Any
+    checkpoints: tuple[LoadedCheckpoint, ...] = ()
 
     @property
     def src_tokenizer(self) -> TextTokenizer:

@@ -21,13 +21,11 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional, Union
 
 import torch
 
-from seq2seq.checkpoint import StoredCheckpoint
 from seq2seq.data.tokenizer import TextTokenizer
 from seq2seq.decode_options import DEFAULT_BATCH_SIZE, DEFAULT_MAX_TOKENS
 from seq2seq.inference.decoding import Decoding
@@ -43,24 +41,9 @@ from seq2seq.inference.loading import (
 from seq2seq.inference.quantize import QUANTIZE_MODES, quantize_int8
 from seq2seq.inference.scoring import PairScore
 from seq2seq.inference.text_encoding import TextEncoding
-from seq2seq.inference.text_translator import TextTranslator
+from seq2seq.inference.text_translator import LoadedCheckpoint, TextTranslator
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class LoadedCheckpoint:
-    """What a translator was loaded from: the file, its step, its data settings, the files averaged into it."""
-
-    path: Path
-    global_step: int
-    epoch: int
-    data: Optional[dict]
-    averaged: tuple[Path, ...] = ()
-
-    @staticmethod
-    def of(stored: StoredCheckpoint, averaged: Sequence[Path] = ()) -> "LoadedCheckpoint":
-        return LoadedCheckpoint(stored.path, stored.global_step, stored.epoch, stored.data, tuple(averaged))
 
 
 class Translator(TextTranslator):

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional, Union
 
@@ -24,28 +23,11 @@ from seq2seq.data.tokenizer import TextTokenizer
 from seq2seq.decode_options import DecodeOptions
 from seq2seq.inference.length_batches import length_batches, pad_sources
 from seq2seq.inference.text_encoding import TextEncoding
-from seq2seq.inference.text_translator import TextTranslator
+from seq2seq.inference.text_translator import LoadedCheckpoint, TextTranslator
 from seq2seq.inference.translation import EMPTY, Translation, make_translation
 from seq2seq.runtime.manifest import Manifest
 from seq2seq.runtime.onnx_model import OnnxEnsemble, OnnxModel
 from seq2seq.runtime.search import Hypotheses, Prefix, search, supported
-
-
-@dataclass(frozen=True)
-class ExportedFrom:
-    """A checkpoint an exported model came from, as the manifest records it (``path`` where it was then), with
-    the fields of :class:`seq2seq.inference.translator.LoadedCheckpoint`."""
-
-    path: Path
-    global_step: int
-    epoch: int
-    data: Optional[dict]
-    averaged: tuple[Path, ...] = ()
-
-    @staticmethod
-    def of(recorded: dict) -> "ExportedFrom":
-        return ExportedFrom(Path(recorded["path"]), int(recorded.get("global_step", 0)), int(recorded.get("epoch", 0)),
-                            recorded.get("data"), tuple(Path(p) for p in recorded.get("averaged", ())))
 
 
 class OnnxDecoding:
@@ -111,7 +93,7 @@ class OnnxTranslator(TextTranslator):
         self.manifest = manifest
         self.model_dir = model_dir
         self.device = f"onnxruntime ({', '.join(providers)})"
-        self.checkpoints = tuple(ExportedFrom.of(recorded) for recorded in manifest.checkpoints)
+        self.checkpoints = tuple(LoadedCheckpoint.from_record(recorded) for recorded in manifest.checkpoints)
 
     @classmethod
     def from_dir(cls, model_dir: Union[str, Path], *, threads: Optional[int] = None,
