@@ -57,10 +57,10 @@ class GraphBuilder:
         self.outputs.append(helper.make_tensor_value_info(name, dtype, list(shape)))
 
     def constant(self, array: np.ndarray, hint: str = "weight") -> str:
-        """A weight or constant, stored in the graph (float32 for floating arrays, int64 for integer ones)."""
+        """A weight or constant, stored in the graph: float32 for floating arrays, int64 for integer ones, bool
+        arrays as they are."""
         array = np.asarray(array)
         array = array.astype(np.float32 if array.dtype.kind == "f" else np.int64 if array.dtype.kind in "iu" else array.dtype)
-        # bool arrays stay bool
         name = self.fresh(hint)
         self.initializers.append(numpy_helper.from_array(array.copy(order="C"), name))
         return name

@@ -21,7 +21,7 @@ from torch import Tensor
 from seq2seq.data.collate import collate
 from seq2seq.data.tokenizer import TextTokenizer
 from seq2seq.decode_options import DecodeOptions
-from seq2seq.inference.length_batches import length_batches, pad_sources
+from seq2seq.inference.length_batches import decode_in_batches, length_batches
 from seq2seq.inference.scoring import PairScore, target_log_probs
 from seq2seq.inference.search import Hypotheses, Prefix, search
 from seq2seq.inference.translation import EMPTY, Translation, make_translation
@@ -98,19 +98,16 @@ class Decoding:
         ``max_tokens`` padded source positions; ``on_batch(n)`` is called after each batch of n sentences.
         """
         device, generator = self.device, self.generator(options)  # one generator: draws go on across batches
-        results: list[Optional[Translation]] = [EMPTY if not ids else None for ids in src_ids]
-        for chunk in length_batches([len(ids) for ids in src_ids], batch_size, max_tokens):
-            src, src_lengths = pad_sources([src_ids[i] for i in chunk])
+
+        def decode_batch(chunk: list[int], src, src_lengths) -> list[Translation]:
             prefix = None
             if prefixes is not None and any(prefixes[i] for i in chunk):
                 prefix = Prefix.from_lists([prefixes[i] for i in chunk], device)
-            hypotheses = self.search(torch.from_numpy(src).to(device), torch.from_numpy(src_lengths).to(device), options,
-                                     prefix, generator)
-            for row, index in enumerate(chunk):
-                results[index] = self.translation(hypotheses, row, src_ids[index])
-            if on_batch is not None:
-                on_batch(len(chunk))
-        return results  # type: ignore[return-value]  # every slot is filled
+            hypotheses = self.search(torch.from_numpy(src).to(device), torch.from_numpy(src_lengths).to(device),
+                                     options, prefix, generator)
+            return [self.translation(hypotheses, row, src_ids[index]) for row, index in enumerate(chunk)]
+
+        return decode_in_batches(src_ids, batch_size, max_tokens, decode_batch, EMPTY, on_batch)
 
     def translation(self, hypotheses: Hypotheses, row: int, src_ids: list[int]) -> Translation:
         """Sentence ``row`` of a searched batch as a :class:`Translation` (``src_ids``: its source)."""

@@ -72,8 +72,9 @@ from seq2seq.inference.translator import LoadedCheckpoint, Translator
 log = logging.getLogger(__name__)
 
 RUNTIMES = ("torch", "onnx")
-# Settings of the PyTorch runtime, at their defaults; with runtime=onnx the exported folder fixes them.
-TORCH_ONLY_DEFAULTS = {"average_last": 0, "quantize": None, "ensemble_combine": "log_probability", "device": "auto"}
+# Settings of the PyTorch runtime, at their defaults; with runtime=onnx the exported folder fixes them (and
+# onnxruntime decodes on the CPU, so device stays auto).
+TORCH_ONLY_DEFAULTS = {"average_last": 0, "quantize": None, "ensemble_combine": "log_probability"}
 
 
 def evaluate(cfg: DictConfig) -> dict[str, Any]:
@@ -110,9 +111,10 @@ def load_translator(cfg: DictConfig):
                                       quantize=cfg.quantize, ensemble_combine=cfg.ensemble_combine)
 
 
-def check_runtime(cfg: DictConfig, torch_only: Sequence[str]) -> None:
-    """``runtime`` and the keys it needs: ``ckpt_path`` for torch, ``model_dir`` for onnx (where the keys in
-    ``torch_only``, which the exported folder fixes, must keep their defaults)."""
+def check_runtime(cfg: DictConfig) -> None:
+    """``runtime`` and the keys it needs (evaluate.py's and serve.py's): ``ckpt_path`` for torch, ``model_dir`` for
+    onnx, where the PyTorch-only keys (:data:`TORCH_ONLY_DEFAULTS`, which the exported folder fixes) keep their
+    defaults."""
     if cfg.runtime not in RUNTIMES:
         raise ConfigError(f"runtime: must be one of {list(RUNTIMES)}, got {cfg.runtime!r}")
     if cfg.runtime == "torch":
@@ -131,11 +133,12 @@ def check_runtime(cfg: DictConfig, torch_only: Sequence[str]) -> None:
                           "output_dir=DIR")
     if not OmegaConf.is_missing(cfg, "ckpt_path"):
         raise ConfigError("ckpt_path: runtime=onnx decodes model_dir, which holds the exported model; drop ckpt_path")
+    if cfg.device != "auto":
+        raise ConfigError(f"device: runtime=onnx decodes on the CPU with onnxruntime; drop device={cfg.device}")
     for key, default in TORCH_ONLY_DEFAULTS.items():
-        if key in torch_only and cfg.get(key) != default:
+        if cfg[key] != default:
             raise ConfigError(f"{key}: a PyTorch setting; with runtime=onnx it is fixed at export "
-                              f"(python export.py ... {key}=...)" if key != "device" else
-                              f"device: runtime=onnx decodes on the CPU with onnxruntime; drop device={cfg.device}")
+                              f"(python export.py ... {key}=...)")
 
 
 def checkpoint_paths(cfg: DictConfig) -> list[Path]:
@@ -146,7 +149,7 @@ def checkpoint_paths(cfg: DictConfig) -> list[Path]:
 
 
 def check_evaluate_config(cfg: DictConfig) -> None:
-    check_runtime(cfg, ("average_last", "quantize", "ensemble_combine", "device"))
+    check_runtime(cfg)
     if cfg.runtime == "onnx" and cfg.score_targets:
         raise ConfigError("score_targets: scoring given targets (teacher forcing) needs the PyTorch runtime: "
                           "runtime=torch ckpt_path=...")

@@ -7,12 +7,14 @@ the same way.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Optional
+from collections.abc import Callable, Sequence
+from typing import Optional, TypeVar
 
 import numpy as np
 
 from seq2seq.data.tokenizer import PAD_ID
+
+Result = TypeVar("Result")
 
 
 def length_batches(lengths: Sequence[int], batch_size: int, max_tokens: Optional[int] = None) -> list[list[int]]:
@@ -44,3 +46,25 @@ def pad_sources(sequences: Sequence[list[int]]) -> tuple[np.ndarray, np.ndarray]
     longest = max(len(ids) for ids in sequences)
     src = np.array([ids + [PAD_ID] * (longest - len(ids)) for ids in sequences], dtype=np.int64)  # (B, S)
     return src, np.array([len(ids) for ids in sequences], dtype=np.int64)
+
+
+def decode_in_batches(
+    src_ids: Sequence[list[int]],
+    batch_size: int,
+    max_tokens: Optional[int],
+    decode_batch: Callable[[list[int], np.ndarray, np.ndarray], list[Result]],
+    empty: Result,
+    on_batch: Optional[Callable[[int], None]] = None,
+) -> list[Result]:
+    """Every non-empty id list of ``src_ids`` decoded in :func:`length_batches`, each result back at its input's
+    position; an empty one gets ``empty``. ``decode_batch(indices, src, src_lengths)`` decodes one padded batch
+    (:func:`pad_sources`) and returns its results in ``indices``' order; ``on_batch(n)`` follows each batch of n.
+    Both runtimes' ``translate_ids`` are this loop."""
+    results: list[Optional[Result]] = [empty if not ids else None for ids in src_ids]
+    for chunk in length_batches([len(ids) for ids in src_ids], batch_size, max_tokens):
+        src, src_lengths = pad_sources([src_ids[i] for i in chunk])
+        for index, result in zip(chunk, decode_batch(chunk, src, src_lengths), strict=True):
+            results[index] = result
+        if on_batch is not None:
+            on_batch(len(chunk))
+    return results  # type: ignore[return-value]  # every slot is filled

@@ -235,7 +235,7 @@ def check_serve_config(cfg) -> None:
     from seq2seq.config_checks import ConfigError, decode_options
     from seq2seq.inference.evaluation import check_runtime
 
-    check_runtime(cfg, ("average_last", "quantize", "ensemble_combine", "device"))
+    check_runtime(cfg)
     decode_options(cfg.decode)
     if not 0 <= cfg.port <= 65535:
         raise ConfigError(f"port: must be in [0, 65535] (0: any free port), got {cfg.port}")

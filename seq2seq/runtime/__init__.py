@@ -13,7 +13,8 @@ Needs only ``numpy``, ``onnxruntime`` and ``tokenizers`` (docs/export.md, "Insta
 
 May import: numpy, onnxruntime, tokenizers, and of ``seq2seq`` only modules that import no torch:
 ``seq2seq.decode_options``, ``seq2seq.data.tokenizer``, ``seq2seq.data.atomic``,
-``seq2seq.inference.translation``, ``seq2seq.inference.text_encoding`` and ``seq2seq.inference.length_batches``.
+``seq2seq.inference.translation``, ``seq2seq.inference.text_encoding``, ``seq2seq.inference.text_translator``
+and ``seq2seq.inference.length_batches``.
 """
 
 from typing import TYPE_CHECKING

@@ -21,7 +21,7 @@ from typing import Optional, Union
 
 from seq2seq.data.tokenizer import TextTokenizer
 from seq2seq.decode_options import DecodeOptions
-from seq2seq.inference.length_batches import length_batches, pad_sources
+from seq2seq.inference.length_batches import decode_in_batches
 from seq2seq.inference.text_encoding import TextEncoding
 from seq2seq.inference.text_translator import LoadedCheckpoint, TextTranslator
 from seq2seq.inference.translation import EMPTY, Translation, make_translation
@@ -59,21 +59,17 @@ class OnnxDecoding:
                       on_batch: Optional[Callable[[int], None]] = None) -> list[Translation]:
         """Translations of ``src_ids`` in their order, as ``Decoding.translate_ids``."""
         supported(options)
-        results: list[Optional[Translation]] = [EMPTY if not ids else None for ids in src_ids]
-        for chunk in length_batches([len(ids) for ids in src_ids], batch_size, max_tokens):
-            src, src_lengths = pad_sources([src_ids[i] for i in chunk])
+
+        def decode_batch(chunk: list[int], src, src_lengths) -> list[Translation]:
             prefix = None
             if prefixes is not None and any(prefixes[i] for i in chunk):
                 prefix = Prefix.from_lists([prefixes[i] for i in chunk])
             hypotheses = self.search(src, src_lengths, options, prefix)
-            for row, index in enumerate(chunk):
-                results[index] = make_translation(
-                    hypotheses.tokens[row], hypotheses.scores[row], hypotheses.nbest[row],
-                    hypotheses.attention[row].astype(float).tolist(), src_ids[index], self.src_tokenizer,
-                    self.tgt_tokenizer)
-            if on_batch is not None:
-                on_batch(len(chunk))
-        return results  # type: ignore[return-value]  # every slot is filled
+            return [make_translation(hypotheses.tokens[row], hypotheses.scores[row], hypotheses.nbest[row],
+                                     hypotheses.attention[row].astype(float).tolist(), src_ids[index],
+                                     self.src_tokenizer, self.tgt_tokenizer) for row, index in enumerate(chunk)]
+
+        return decode_in_batches(src_ids, batch_size, max_tokens, decode_batch, EMPTY, on_batch)
 
     def score_ids(self, *args, **kwargs):
         raise ValueError("score_targets: scoring given targets (teacher forcing) needs the PyTorch runtime "
@@ -87,11 +83,10 @@ class OnnxTranslator(TextTranslator):
 
     def __init__(self, model, src_tokenizer: TextTokenizer, tgt_tokenizer: TextTokenizer,
                  output_cap: Optional[int], lowercase: bool, max_input_tokens: int, manifest: Manifest,
-                 model_dir: Path, providers: Sequence[str]) -> None:
+                 providers: Sequence[str]) -> None:
         self.text = TextEncoding(src_tokenizer, tgt_tokenizer, lowercase, max_input_tokens)
         self.decoding = OnnxDecoding(model, src_tokenizer, tgt_tokenizer, output_cap)
         self.manifest = manifest
-        self.model_dir = model_dir
         self.device = f"onnxruntime ({', '.join(providers)})"
         self.checkpoints = tuple(LoadedCheckpoint.from_record(recorded) for recorded in manifest.checkpoints)
 
@@ -107,4 +102,4 @@ class OnnxTranslator(TextTranslator):
         model = members[0] if len(members) == 1 else OnnxEnsemble(members, manifest.ensemble_combine)
         return cls(model, TextTokenizer.load(directory / manifest.src_tokenizer),
                    TextTokenizer.load(directory / manifest.tgt_tokenizer), manifest.output_cap, manifest.lowercase,
-                   manifest.max_input_tokens, manifest, directory, providers)
+                   manifest.max_input_tokens, manifest, providers)
