@@ -82,6 +82,13 @@ class DecodeOptions:
         except DecodeOptionError as error:
             raise DecodeOptionError(error.option, error.reason, key) from None
 
+    def capped(self, output_cap: Optional[int]) -> "DecodeOptions":
+        """These options with ``max_length`` filled in from a checkpoint's ``output_cap`` when it is None (a None cap:
+        no cap). Both runtimes' decoding does this, so an exported model stops where its checkpoint does."""
+        if self.max_length is not None or output_cap is None:
+            return self
+        return dataclasses.replace(self, max_length=output_cap)
+
     def check(self, key: str = "") -> "DecodeOptions":
         """``self`` if every option can work; otherwise DecodeOptionError naming the first that cannot."""
         for name in ("beam_size", "n_best", "max_length_constant", "top_k"):

@@ -10,7 +10,6 @@ given targets (teacher forcing) goes through the same object.
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 from collections.abc import Callable, Sequence
 from typing import Optional
@@ -55,9 +54,7 @@ class Decoding:
 
     def capped(self, options: DecodeOptions) -> DecodeOptions:
         """``options`` with ``max_length`` filled in from the output cap when it is None."""
-        if options.max_length is not None or self.output_cap is None:
-            return options
-        return dataclasses.replace(options, max_length=self.output_cap)
+        return options.capped(self.output_cap)
 
     def generator(self, options: DecodeOptions) -> Optional[torch.Generator]:
         """Sampling's random draws: seeded by ``options.seed`` (the same seed, the same draws), else fresh."""

@@ -14,7 +14,6 @@ result back in its input's place. ``evaluate.py runtime=onnx`` and ``serve.py ru
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Optional, Union
@@ -47,9 +46,7 @@ class OnnxDecoding:
 
     def capped(self, options: DecodeOptions) -> DecodeOptions:
         """``options`` with ``max_length`` filled in from the output cap when it is None."""
-        if options.max_length is not None or self.output_cap is None:
-            return options
-        return dataclasses.replace(options, max_length=self.output_cap)
+        return options.capped(self.output_cap)
 
     def search(self, src, src_lengths, options: DecodeOptions, prefix: Optional[Prefix] = None) -> Hypotheses:
         return search(self.model, src, src_lengths, self.capped(options), prefix)
